@@ -1,0 +1,100 @@
+//! Checkpoints: named parameters in one .npz that numpy opens (`np.load(path)`), plus a small JSON config
+//! stored in the same archive as the uint8 entry `__config__` (`bytes(np.load(p)['__config__']).decode()`),
+//! so parameters and config can never disagree. Written atomically; on load a truncated, mismatched or
+//! non-finite checkpoint is refused with a message naming the entry.
+use crate::autodiff::Var;
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use ndarray::{Array1, ArrayD, IxDyn, OwnedRepr};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+const CONFIG: &str = "__config__";
+
+/// Parameters and config as read from disk, before they are matched against a model.
+pub struct Checkpoint {
+    pub config: serde_json::Value,
+    pub tensors: BTreeMap<String, ArrayD<f32>>,
+}
+
+fn ck(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Checkpoint { path: path.display().to_string(), msg: msg.into() }
+}
+
+/// Writes `vars` (by name) and `config` to `path` atomically.
+pub fn save(path: &Path, vars: &[Var], config: &serde_json::Value) -> Result<()> {
+    let mut arrays = Vec::with_capacity(vars.len());
+    for v in vars {
+        let a = v.get().to_ndarray()?;
+        if let Some(bad) = a.iter().find(|x| !x.is_finite()) {
+            return Err(ck(path, format!("refusing to save non-finite value {bad} in '{}'", v.name())));
+        }
+        arrays.push((v.name().to_string(), a));
+    }
+    let cfg = Array1::from(serde_json::to_vec(config).map_err(|e| ck(path, e.to_string()))?);
+    crate::io::write_atomic(path, |w| {
+        let mut z = ndarray_npy::NpzWriter::new(w);
+        let io = std::io::Error::other;
+        z.add_array(CONFIG, &cfg).map_err(io)?;
+        for (name, a) in &arrays {
+            z.add_array(name.as_str(), a).map_err(io)?;
+        }
+        z.finish().map_err(io)?;
+        Ok(())
+    })
+}
+
+/// Reads a checkpoint, checking that it is complete and finite.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let f = File::open(path).map_err(|e| ck(path, e.to_string()))?;
+    let mut z = ndarray_npy::NpzReader::new(BufReader::new(f))
+        .map_err(|e| ck(path, format!("not a readable checkpoint (truncated or not an .npz): {e}")))?;
+    let names = z.names().map_err(|e| ck(path, format!("unreadable archive index: {e}")))?;
+    let mut config = None;
+    let mut tensors = BTreeMap::new();
+    for name in names {
+        let key = name.trim_end_matches(".npy").to_string();
+        if key == CONFIG {
+            let bytes = z
+                .by_name::<OwnedRepr<u8>, IxDyn>(&name)
+                .map_err(|e| ck(path, format!("entry '{CONFIG}' is unreadable: {e}")))?;
+            let v: serde_json::Value = serde_json::from_slice(bytes.as_slice().unwrap_or(&[]))
+                .map_err(|e| ck(path, format!("entry '{CONFIG}' is not valid JSON: {e}")))?;
+            config = Some(v);
+            continue;
+        }
+        let a = z
+            .by_name::<OwnedRepr<f32>, IxDyn>(&name)
+            .map_err(|e| ck(path, format!("entry '{key}' is unreadable (truncated?): {e}")))?;
+        if let Some(bad) = a.iter().find(|x| !x.is_finite()) {
+            return Err(ck(path, format!("entry '{key}' holds a non-finite value ({bad})")));
+        }
+        tensors.insert(key, a);
+    }
+    let config = config.ok_or_else(|| ck(path, format!("entry '{CONFIG}' is missing")))?;
+    Ok(Checkpoint { config, tensors })
+}
+
+impl Checkpoint {
+    /// Sets every var from the checkpoint; each must be present with its exact shape, and nothing may be
+    /// left over (a checkpoint of another model is refused, naming the first entry that differs).
+    pub fn restore(&self, path: &Path, vars: &[Var], device: &Device) -> Result<()> {
+        for v in vars {
+            let a = self.tensors.get(v.name()).ok_or_else(|| ck(path, format!("entry '{}' is missing", v.name())))?;
+            let want = v.get().shape().to_vec();
+            if a.shape() != want.as_slice() {
+                return Err(ck(path, format!("entry '{}' has shape {:?}, the model needs {want:?}", v.name(), a.shape())));
+            }
+        }
+        if let Some(extra) = self.tensors.keys().find(|k| !vars.iter().any(|v| v.name() == k.as_str())) {
+            return Err(ck(path, format!("entry '{extra}' does not belong to this model")));
+        }
+        for v in vars {
+            v.set(Tensor::from_ndarray(&self.tensors[v.name()], device)?);
+        }
+        Ok(())
+    }
+}

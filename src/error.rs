@@ -1,0 +1,45 @@
+//! One error type for the crate: every failure a user can cause (bad shape, missing device, unreadable
+//! file, corrupt checkpoint, kernel that fails to load) is a value with a message, never a panic.
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Operands whose shapes do not fit the op.
+    #[error("shape error in {op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+    /// A device that is absent, cannot start, or failed while running.
+    #[error("device error: {0}")]
+    Device(String),
+    /// A kernel that failed to compile, load or launch.
+    #[error("kernel {kernel}: {msg}")]
+    Kernel { kernel: String, msg: String },
+    /// Tensors on different devices used together.
+    #[error("tensors on different devices ({0} and {1}) used in one op")]
+    DeviceMismatch(String, String),
+    /// A file that cannot be read or written.
+    #[error("{path}: {msg}")]
+    File { path: String, msg: String },
+    /// Data that is well-formed on disk but unusable (NaN, wrong layout, out-of-range index...).
+    #[error("invalid data: {0}")]
+    Data(String),
+    /// A checkpoint that is truncated, mismatched or non-finite.
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint { path: String, msg: String },
+    /// Misuse of the API or command line.
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn shape(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::Shape { op, msg: msg.into() }
+    }
+    pub fn file(path: &Path, msg: impl std::fmt::Display) -> Self {
+        Error::File { path: path.display().to_string(), msg: msg.to_string() }
+    }
+    pub fn kernel(kernel: impl Into<String>, msg: impl std::fmt::Display) -> Self {
+        Error::Kernel { kernel: kernel.into(), msg: msg.to_string() }
+    }
+}

@@ -1,0 +1,21 @@
+//! GalacticForge: conditional normalizing flows and autoencoders for astrophysics, on NVIDIA GPUs (CUDA,
+//! hand-written PTX), any other GPU (WGPU, hand-written WGSL) and the CPU, with no deep-learning framework.
+//!
+//! Layers, bottom to top: `kernels/` and `wgsl/` (GPU kernels, embedded by build.rs) -> [`backend`]
+//! (devices and buffers) -> [`ops`] (primitive ops: maths, CPU reference, GPU launch, backward rule)
+//! -> [`autodiff`] (the tape) -> [`optim`] -> models, flows and the `gforge` command line.
+pub mod autodiff;
+pub mod backend;
+pub mod checkpoint;
+pub mod error;
+pub mod io;
+pub mod kernels;
+pub mod ops;
+pub mod optim;
+pub mod selftest;
+pub mod tensor;
+
+pub use autodiff::{backward, no_grad, Grads, Var};
+pub use backend::Device;
+pub use error::{Error, Result};
+pub use tensor::Tensor;

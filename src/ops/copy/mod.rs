@@ -1,0 +1,194 @@
+//! Layout ops that move values without arithmetic: fill, concat and split/narrow along an axis, and the
+//! transpose of the last two axes. Kernels: kernels/copy.ptx, wgsl/copy.wgsl (`fill`, `slice_copy`,
+//! `transpose` with a 16x16 shared-memory tile).
+//!
+//! Backward: concat -> narrow of g per part; narrow -> g copied into zeros at its offset;
+//! transpose -> transpose.
+pub mod cpu;
+
+use super::around_axis;
+use crate::backend::{grid_1d, Device, Launch, Storage, BLOCK};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Mirrors `Params` of `slice_copy`: src [outer, src_n, inner] rows src_off.. -> dst rows dst_off..
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SliceParams {
+    pub outer: u32,
+    pub inner: u32,
+    pub src_n: u32,
+    pub dst_n: u32,
+    pub src_off: u32,
+    pub dst_off: u32,
+    pub len: u32,
+    pub total: u32,
+}
+
+/// Mirrors `Params` of `transpose`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct TransposeParams {
+    pub batch: u32,
+    pub rows: u32,
+    pub cols: u32,
+    pub pad: u32,
+}
+
+/// Mirrors `Params` of `fill`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct FillParams {
+    pub n: u32,
+    pub value: f32,
+    pub pad: [u32; 2],
+}
+
+pub fn fill(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let storage = match device {
+        Device::Cpu => Storage::Cpu(vec![value; n]),
+        d => {
+            let p = FillParams { n: n as u32, value, pad: [0; 2] };
+            let l = Launch { family: "copy", entry: "fill", params: bytemuck::bytes_of(&p), grid: grid_1d(n), block: [BLOCK, 1, 1] };
+            super::launch_out(d, &l, &[], n)?
+        }
+    };
+    Tensor::from_storage(storage, shape, device)
+}
+
+/// Copies a slab of `src` into `dst` (which must already hold the rest of the output).
+fn slice_copy(device: &Device, src: &Storage, dst: &mut Storage, p: SliceParams) -> Result<()> {
+    if p.total == 0 {
+        return Ok(());
+    }
+    if let (Some(s), Storage::Cpu(d)) = (src.cpu(), &mut *dst) {
+        cpu::slice_copy(s, d, &p);
+        return Ok(());
+    }
+    let l = Launch { family: "copy", entry: "slice_copy", params: bytemuck::bytes_of(&p), grid: grid_1d(p.total as usize), block: [BLOCK, 1, 1] };
+    device.launch(&l, &[src], &[dst])
+}
+
+impl Tensor {
+    /// Joins tensors along `axis`; all other dimensions must match.
+    pub fn concat(parts: &[&Tensor], axis: isize) -> Result<Tensor> {
+        let first = parts.first().ok_or_else(|| Error::shape("concat", "no tensors"))?;
+        let ax = first.axis(axis)?;
+        let mut shape = first.shape().to_vec();
+        shape[ax] = 0;
+        for p in parts {
+            first.check_same_device(p)?;
+            let ok = p.rank() == first.rank() && (0..p.rank()).all(|d| d == ax || p.shape()[d] == first.shape()[d]);
+            if !ok {
+                return Err(Error::shape("concat", format!("{:?} and {:?} along axis {ax}", first.shape(), p.shape())));
+            }
+            shape[ax] += p.shape()[ax];
+        }
+        let (outer, dst_n, inner) = around_axis(&shape, ax);
+        let dev = first.device();
+        let mut out = dev.alloc(outer * dst_n * inner)?;
+        let mut off = 0;
+        let mut sizes = Vec::with_capacity(parts.len());
+        for p in parts {
+            let len = p.shape()[ax];
+            let sp = SliceParams {
+                outer: outer as u32,
+                inner: inner as u32,
+                src_n: len as u32,
+                dst_n: dst_n as u32,
+                src_off: 0,
+                dst_off: off as u32,
+                len: len as u32,
+                total: (outer * len * inner) as u32,
+            };
+            slice_copy(dev, p.storage(), &mut out, sp)?;
+            sizes.push((off, len));
+            off += len;
+        }
+        Ok(Tensor::from_op(out, shape, dev, parts, move |inp, _, g| {
+            inp.iter()
+                .zip(&sizes)
+                .map(|(t, &(o, l))| if t.tracks() { g.narrow(ax as isize, o, l).map(Some) } else { Ok(None) })
+                .collect()
+        }))
+    }
+
+    /// Elements `start..start + len` along `axis`.
+    pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor> {
+        let ax = self.axis(axis)?;
+        let (outer, src_n, inner) = around_axis(self.shape(), ax);
+        if start + len > src_n {
+            return Err(Error::shape("narrow", format!("{start}..{} of axis {ax} of {:?}", start + len, self.shape())));
+        }
+        let mut shape = self.shape().to_vec();
+        shape[ax] = len;
+        let dev = self.device();
+        let mut out = dev.alloc(outer * len * inner)?;
+        let p = SliceParams {
+            outer: outer as u32,
+            inner: inner as u32,
+            src_n: src_n as u32,
+            dst_n: len as u32,
+            src_off: start as u32,
+            dst_off: 0,
+            len: len as u32,
+            total: (outer * len * inner) as u32,
+        };
+        slice_copy(dev, self.storage(), &mut out, p)?;
+        Ok(Tensor::from_op(out, shape, dev, &[self], move |inp, _, g| {
+            let x = &inp[0];
+            let mut dx = Tensor::zeros(x.shape(), x.device())?.storage_owned()?;
+            let back = SliceParams { src_n: len as u32, dst_n: src_n as u32, src_off: 0, dst_off: start as u32, ..p };
+            slice_copy(x.device(), g.storage(), &mut dx, back)?;
+            Ok(vec![Some(Tensor::from_storage(dx, x.shape(), x.device())?)])
+        }))
+    }
+
+    /// Splits along `axis` into parts of the given sizes (which must add up to the axis length).
+    pub fn split(&self, sizes: &[usize], axis: isize) -> Result<Vec<Tensor>> {
+        let ax = self.axis(axis)?;
+        if sizes.iter().sum::<usize>() != self.shape()[ax] {
+            return Err(Error::shape("split", format!("sizes {sizes:?} for axis {ax} of {:?}", self.shape())));
+        }
+        let mut off = 0;
+        sizes
+            .iter()
+            .map(|&l| {
+                let t = self.narrow(axis, off, l);
+                off += l;
+                t
+            })
+            .collect()
+    }
+
+    /// Swaps the last two axes: [.., r, c] -> [.., c, r].
+    pub fn transpose(&self) -> Result<Tensor> {
+        if self.rank() < 2 {
+            return Err(Error::shape("transpose", format!("needs rank >= 2, got {:?}", self.shape())));
+        }
+        let r = self.rank();
+        let (rows, cols) = (self.shape()[r - 2], self.shape()[r - 1]);
+        let batch: usize = self.shape()[..r - 2].iter().product();
+        let dev = self.device();
+        let storage = match self.storage().cpu() {
+            Some(x) => Storage::Cpu(cpu::transpose(x, batch, rows, cols)),
+            None => {
+                let p = TransposeParams { batch: batch as u32, rows: rows as u32, cols: cols as u32, pad: 0 };
+                let grid = [cols.div_ceil(16).max(1) as u32, rows.div_ceil(16).max(1) as u32, batch.max(1) as u32];
+                let l = Launch { family: "copy", entry: "transpose", params: bytemuck::bytes_of(&p), grid, block: [16, 16, 1] };
+                super::launch_out(dev, &l, &[self.storage()], self.numel())?
+            }
+        };
+        let mut shape = self.shape().to_vec();
+        shape.swap(r - 2, r - 1);
+        Ok(Tensor::from_op(storage, shape, dev, &[self], |_, _, g| Ok(vec![Some(g.transpose()?)])))
+    }
+
+    /// The storage of a tensor nobody else holds, to be written into (fresh outputs only).
+    pub(crate) fn storage_owned(self) -> Result<Storage> {
+        let arc = self.storage_arc().clone();
+        drop(self);
+        std::sync::Arc::try_unwrap(arc).map_err(|_| Error::Device("storage_owned: storage is shared".into()))
+    }
+}

@@ -1,0 +1,110 @@
+//! Matrix products: C = op(A) op(B), batched, where op is the identity or a transpose.
+//! a: [.., m, k], b: [.., k, n] -> [.., m, n]; the batch dimensions must match, or one side is a plain
+//! matrix broadcast over the other's batch. Kernels: kernels/matmul.ptx, wgsl/matmul.wgsl: 64x64 output
+//! tiles per 256-thread block, 4x4 per thread, k in steps of 16 through shared memory. The CPU uses the
+//! `gemm` crate (packed, vectorised, multithreaded).
+//!
+//! Backward: dA = g B^T, dB = A^T g; the transposes are read in place through the trans flags (no copy),
+//! and a side broadcast over the batch gets its gradient summed over the batch.
+pub mod cpu;
+
+use super::launch_out;
+use crate::backend::{Launch, Storage};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Mirrors `Params` of the matmul kernel.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub trans_a: u32,
+    pub trans_b: u32,
+    pub a_batch_stride: u32,
+    pub b_batch_stride: u32,
+}
+
+/// The output tile of one block (kernels/README.md).
+const TILE: usize = 64;
+
+/// (batch dims, rows, cols) of a matrix operand read with or without transpose.
+fn split(shape: &[usize], trans: bool) -> (Vec<usize>, usize, usize) {
+    let r = shape.len();
+    let (rows, cols) = (shape[r - 2], shape[r - 1]);
+    let batch = shape[..r - 2].to_vec();
+    if trans {
+        (batch, cols, rows)
+    } else {
+        (batch, rows, cols)
+    }
+}
+
+/// op(a) op(b) with op = transpose where `ta` / `tb`.
+pub fn matmul_t(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
+    a.check_same_device(b)?;
+    if a.rank() < 2 || b.rank() < 2 {
+        return Err(Error::shape("matmul", format!("needs matrices, got {:?} and {:?}", a.shape(), b.shape())));
+    }
+    let (ba, m, k) = split(a.shape(), ta);
+    let (bb, k2, n) = split(b.shape(), tb);
+    if k != k2 {
+        return Err(Error::shape("matmul", format!("inner dimensions differ: {:?} x {:?}", a.shape(), b.shape())));
+    }
+    let batch_dims = match (ba.is_empty(), bb.is_empty()) {
+        (_, true) => ba.clone(),
+        (true, false) => bb.clone(),
+        _ if ba == bb => ba.clone(),
+        _ => return Err(Error::shape("matmul", format!("batch dimensions differ: {:?} x {:?}", a.shape(), b.shape()))),
+    };
+    let batch: usize = batch_dims.iter().product();
+    let sa = if ba.is_empty() { 0 } else { m * k };
+    let sb = if bb.is_empty() { 0 } else { k * n };
+    let dev = a.device();
+    let storage = match (a.storage().cpu(), b.storage().cpu()) {
+        (Some(x), Some(y)) => Storage::Cpu(cpu::matmul(x, y, batch, m, n, k, ta, tb, sa, sb)),
+        _ => {
+            let p = Params {
+                m: m as u32,
+                n: n as u32,
+                k: k as u32,
+                batch: batch as u32,
+                trans_a: ta as u32,
+                trans_b: tb as u32,
+                a_batch_stride: sa as u32,
+                b_batch_stride: sb as u32,
+            };
+            let grid = [n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, batch as u32];
+            let l = Launch { family: "matmul", entry: "matmul", params: bytemuck::bytes_of(&p), grid, block: [16, 16, 1] };
+            launch_out(dev, &l, &[a.storage(), b.storage()], batch * m * n)?
+        }
+    };
+    let mut shape = batch_dims;
+    shape.extend([m, n]);
+    Ok(Tensor::from_op(storage, shape, dev, &[a, b], move |inp, _, g| {
+        let (a, b) = (&inp[0], &inp[1]);
+        // C = op(A) op(B): d op(A) = g op(B)^T, d op(B) = op(A)^T g; undo op for the stored layout.
+        let da = if !a.tracks() {
+            None
+        } else {
+            let d = if ta { matmul_t(b, g, tb, true)? } else { matmul_t(g, b, false, !tb)? };
+            Some(d.sum_to_shape(a.shape())?)
+        };
+        let db = if !b.tracks() {
+            None
+        } else {
+            let d = if tb { matmul_t(g, a, true, ta)? } else { matmul_t(a, g, !ta, false)? };
+            Some(d.sum_to_shape(b.shape())?)
+        };
+        Ok(vec![da, db])
+    }))
+}
+
+impl Tensor {
+    /// Matrix product (batched over leading dimensions).
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        matmul_t(self, other, false, false)
+    }
+}

@@ -1,0 +1,42 @@
+//! Softmax along one axis, stabilised by the max: y = exp(x - max) / sum exp(x - max).
+//! Kernels: kernels/softmax.ptx, wgsl/softmax.wgsl (rows: a block per row; cols: a thread per output).
+//! Backward: dx = y (g - sum(g y)) along the axis.
+pub mod cpu;
+
+use super::{around_axis, launch_out};
+use crate::backend::{grid_1d, grid_blocks, Launch, Storage, BLOCK};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// Mirrors `Params` of the softmax kernels.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub outer: u32,
+    pub n: u32,
+    pub inner: u32,
+    pub pad: u32,
+}
+
+impl Tensor {
+    pub fn softmax(&self, axis: isize) -> Result<Tensor> {
+        let ax = self.axis(axis)?;
+        let (outer, n, inner) = around_axis(self.shape(), ax);
+        let storage = match self.storage().cpu() {
+            Some(x) => Storage::Cpu(cpu::forward(x, outer, n, inner)),
+            None => {
+                let p = Params { outer: outer as u32, n: n as u32, inner: inner as u32, pad: 0 };
+                let l = if inner == 1 {
+                    Launch { family: "softmax", entry: "softmax_rows", params: bytemuck::bytes_of(&p), grid: grid_blocks(outer), block: [BLOCK, 1, 1] }
+                } else {
+                    Launch { family: "softmax", entry: "softmax_cols", params: bytemuck::bytes_of(&p), grid: grid_1d(outer * inner), block: [BLOCK, 1, 1] }
+                };
+                launch_out(self.device(), &l, &[self.storage()], self.numel())?
+            }
+        };
+        Ok(Tensor::from_op(storage, self.shape().to_vec(), self.device(), &[self], move |_, y, g| {
+            let gy = g.mul(y)?.sum_keepdim(ax as isize)?;
+            Ok(vec![Some(y.mul(&g.sub(&gy)?)?)])
+        }))
+    }
+}

@@ -1,0 +1,167 @@
+//! Adam (Kingma & Ba 2015), AdamW (Loshchilov & Hutter 2019: decoupled weight decay) and RAdam
+//! (Liu et al. 2020: variance rectification), as one fused element-wise update (kernels/README.md):
+//!
+//! ```text
+//! gg = g + (decoupled ? 0 : wd p)
+//! m' = b1 m + (1 - b1) gg;   v' = b2 v + (1 - b2) gg^2
+//! p' = (decoupled ? p (1 - lr wd) : p) - lr scale (use_v ? (m'/bc1) / (sqrt(v'/bc2) + eps) : m'/bc1)
+//! ```
+//! with bc1 = 1 - b1^t, bc2 = 1 - b2^t. RAdam: rho_inf = 2/(1-b2) - 1, rho_t = rho_inf - 2 t b2^t / bc2;
+//! if rho_t > 5, use_v and scale = sqrt((rho_t-4)(rho_t-2) rho_inf / ((rho_inf-4)(rho_inf-2) rho_t)),
+//! else plain momentum (use_v = 0, scale = 1), as torch.optim.RAdam.
+use crate::autodiff::{no_grad, Grads, Var};
+use crate::backend::{grid_1d, Launch, Storage, BLOCK};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AdamKind {
+    Adam,
+    AdamW,
+    RAdam,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct AdamConfig {
+    pub kind: AdamKind,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+}
+
+impl AdamConfig {
+    pub fn new(kind: AdamKind, lr: f32) -> Self {
+        let weight_decay = if kind == AdamKind::AdamW { 1e-2 } else { 0.0 };
+        AdamConfig { kind, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }
+    }
+}
+
+/// Mirrors `Params` of `adam_step`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub n: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub bc1: f32,
+    pub bc2: f32,
+    pub scale: f32,
+    pub use_v: u32,
+    pub decoupled: u32,
+    pub pad: u32,
+}
+
+/// CPU reference of `adam_step`: returns (p', m', v').
+pub fn step_cpu(p: &Params, x: &[f32], g: &[f32], m: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let n = x.len();
+    let (mut xo, mut mo, mut vo) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    for i in 0..n {
+        let gg = g[i] + if p.decoupled == 1 { 0.0 } else { p.weight_decay * x[i] };
+        let m1 = p.beta1 * m[i] + (1.0 - p.beta1) * gg;
+        let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * gg * gg;
+        let base = if p.decoupled == 1 { x[i] * (1.0 - p.lr * p.weight_decay) } else { x[i] };
+        let mhat = m1 / p.bc1;
+        let step = if p.use_v == 1 { mhat / ((v1 / p.bc2).sqrt() + p.eps) } else { mhat };
+        xo[i] = base - p.lr * p.scale * step;
+        mo[i] = m1;
+        vo[i] = v1;
+    }
+    (xo, mo, vo)
+}
+
+pub struct Adam {
+    pub cfg: AdamConfig,
+    vars: Vec<Var>,
+    state: Vec<Option<(Tensor, Tensor)>>,
+    t: u64,
+}
+
+impl Adam {
+    pub fn new(vars: Vec<Var>, cfg: AdamConfig) -> Self {
+        let state = vec![None; vars.len()];
+        Adam { cfg, vars, state, t: 0 }
+    }
+
+    pub fn set_lr(&mut self, lr: f32) {
+        self.cfg.lr = lr;
+    }
+    pub fn lr(&self) -> f32 {
+        self.cfg.lr
+    }
+    pub fn steps(&self) -> u64 {
+        self.t
+    }
+
+    /// The step's kernel parameters for `n` elements at step `t` (1-based).
+    pub fn params(c: &AdamConfig, n: usize, t: u64) -> Params {
+        let (b1t, b2t) = (f64::from(c.beta1).powi(t as i32), f64::from(c.beta2).powi(t as i32));
+        let (bc1, bc2) = (1.0 - b1t, 1.0 - b2t);
+        let (scale, use_v) = match c.kind {
+            AdamKind::RAdam => {
+                let rho_inf = 2.0 / (1.0 - f64::from(c.beta2)) - 1.0;
+                let rho = rho_inf - 2.0 * t as f64 * b2t / bc2;
+                if rho > 5.0 {
+                    (((rho - 4.0) * (rho - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho)).sqrt(), 1)
+                } else {
+                    (1.0, 0)
+                }
+            }
+            _ => (1.0, 1),
+        };
+        Params {
+            n: n as u32,
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            bc1: bc1 as f32,
+            bc2: bc2 as f32,
+            scale: scale as f32,
+            use_v,
+            decoupled: (c.kind == AdamKind::AdamW) as u32,
+            pad: 0,
+        }
+    }
+
+    /// One update of every parameter that has a gradient in `grads`.
+    pub fn step(&mut self, grads: &Grads) -> Result<()> {
+        self.t += 1;
+        let (cfg, t) = (self.cfg, self.t);
+        no_grad(|| {
+            for (var, state) in self.vars.iter().zip(self.state.iter_mut()) {
+                let x = var.get();
+                let Some(g) = grads.get(&x) else { continue };
+                let dev = x.device();
+                let (m, v) = match state.take() {
+                    Some(s) => s,
+                    None => (Tensor::zeros(x.shape(), dev)?, Tensor::zeros(x.shape(), dev)?),
+                };
+                let p = Self::params(&cfg, x.numel(), t);
+                let (xo, mo, vo) = match (x.storage().cpu(), g.storage().cpu(), m.storage().cpu(), v.storage().cpu()) {
+                    (Some(xs), Some(gs), Some(ms), Some(vs)) => {
+                        let (a, b, c) = step_cpu(&p, xs, gs, ms, vs);
+                        (Storage::Cpu(a), Storage::Cpu(b), Storage::Cpu(c))
+                    }
+                    _ => {
+                        let n = x.numel();
+                        let (a, b, c) = (dev.alloc(n)?, dev.alloc(n)?, dev.alloc(n)?);
+                        let l = Launch { family: "optim", entry: "adam_step", params: bytemuck::bytes_of(&p), grid: grid_1d(n), block: [BLOCK, 1, 1] };
+                        if n > 0 {
+                            dev.launch(&l, &[x.storage(), g.storage(), m.storage(), v.storage()], &[&a, &b, &c])?;
+                        }
+                        (a, b, c)
+                    }
+                };
+                var.set(Tensor::from_storage(xo, x.shape(), dev)?);
+                *state = Some((Tensor::from_storage(mo, x.shape(), dev)?, Tensor::from_storage(vo, x.shape(), dev)?));
+            }
+            Ok(())
+        })
+    }
+}

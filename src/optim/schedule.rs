@@ -1,0 +1,67 @@
+//! Learning-rate schedules (host-side bookkeeping; the rate reaches the device in the optimiser's params).
+
+/// lr = lr0 * gamma^(number of decays), one decay every `every` calls of `step` (GalacticFlow decays
+/// every 10 batches, and every 120 once lr <= `slow_below`).
+#[derive(Clone, Debug)]
+pub struct ExponentialLr {
+    pub lr: f32,
+    pub gamma: f32,
+    pub every: u64,
+    pub slow_every: u64,
+    pub slow_below: f32,
+    calls: u64,
+}
+
+impl ExponentialLr {
+    pub fn new(lr: f32, gamma: f32, every: u64) -> Self {
+        ExponentialLr { lr, gamma, every: every.max(1), slow_every: every.max(1), slow_below: 0.0, calls: 0 }
+    }
+    /// Decays every `slow_every` calls once lr <= `below`.
+    pub fn with_slow_phase(mut self, below: f32, slow_every: u64) -> Self {
+        self.slow_below = below;
+        self.slow_every = slow_every.max(1);
+        self
+    }
+    /// Call once per batch; returns the learning rate to use next.
+    pub fn step(&mut self) -> f32 {
+        self.calls += 1;
+        let every = if self.lr <= self.slow_below { self.slow_every } else { self.every };
+        if self.calls >= every {
+            self.calls = 0;
+            self.lr *= self.gamma;
+        }
+        self.lr
+    }
+}
+
+/// torch.optim.lr_scheduler.ReduceLROnPlateau in 'min' mode with a relative threshold.
+#[derive(Clone, Debug)]
+pub struct ReduceOnPlateau {
+    pub lr: f32,
+    pub factor: f32,
+    pub patience: u32,
+    pub min_lr: f32,
+    pub threshold: f32,
+    best: f32,
+    bad: u32,
+}
+
+impl ReduceOnPlateau {
+    pub fn new(lr: f32, factor: f32, patience: u32, min_lr: f32) -> Self {
+        ReduceOnPlateau { lr, factor, patience, min_lr, threshold: 1e-4, best: f32::INFINITY, bad: 0 }
+    }
+    /// Call once per epoch with the monitored loss; returns the learning rate to use next.
+    pub fn step(&mut self, metric: f32) -> f32 {
+        if metric < self.best * (1.0 - self.threshold) {
+            self.best = metric;
+            self.bad = 0;
+        } else {
+            self.bad += 1;
+            if self.bad > self.patience {
+                self.lr = (self.lr * self.factor).max(self.min_lr);
+                self.bad = 0;
+            }
+        }
+        self.lr
+    }
+}

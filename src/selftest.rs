@@ -1,0 +1,229 @@
+//! `gforge selftest`: every op, forward and backward, on a device against the CPU reference, on random
+//! odd-sized inputs, with GPU outputs poisoned (NaN) before each launch. The same case list drives the
+//! parity tests (tests/parity.rs) and the finite-difference gradient tests (tests/gradcheck.rs).
+use crate::backend::{self, Device};
+use crate::error::Result;
+use crate::ops::gather::Indices;
+use crate::ops::matmul::matmul_t;
+use crate::optim::{Adam, AdamConfig, AdamKind};
+use crate::{autodiff, Tensor, Var};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// Relative error allowed between a device and the CPU: f32 rounding in a different summation order,
+/// and the GPU's exp/log approximations (about 2 ulp), stay well under it.
+pub const TOL: f64 = 1e-5;
+
+type OpFn = Box<dyn Fn(&[Tensor]) -> Result<Tensor> + Send + Sync>;
+
+/// One op under test: inputs drawn uniformly from `range` with the given shapes.
+pub struct Case {
+    pub name: String,
+    pub shapes: Vec<Vec<usize>>,
+    pub range: (f32, f32),
+    pub f: OpFn,
+}
+
+fn case(name: &str, shapes: &[&[usize]], range: (f32, f32), f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static) -> Case {
+    Case { name: name.into(), shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, f: Box::new(f) }
+}
+
+/// Indices with repeats (so scatter-add must accumulate) for an axis of length `bound`.
+fn indices(n: usize, bound: usize, device: &Device) -> Result<Indices> {
+    let idx: Vec<u32> = (0..n).map(|j| ((j * 7 + 3) % bound) as u32).collect();
+    Indices::new(&idx, bound, device)
+}
+
+/// Every primitive op. Sizes are odd and never multiples of the 256-thread blocks or 64-wide tiles.
+pub fn cases() -> Vec<Case> {
+    use crate::ops::unary::UnaryOp::*;
+    let sym = (-3.0, 3.0);
+    let pos = (0.2, 3.0);
+    let mut v = Vec::new();
+    for (name, op, range) in [
+        ("exp", Exp, sym),
+        ("log", Log, pos),
+        ("tanh", Tanh, sym),
+        ("sigmoid", Sigmoid, sym),
+        ("softplus", Softplus, sym),
+        ("relu", Relu, sym),
+        ("leaky_relu", LeakyRelu(0.2), sym),
+        ("square", Square, sym),
+        ("sqrt", Sqrt, pos),
+        ("affine", Affine(-1.5, 0.25), sym),
+    ] {
+        v.push(case(name, &[&[37, 53]], range, move |x| x[0].unary(op)));
+    }
+    v.push(case("add (broadcast)", &[&[7, 1, 33], &[5, 33]], sym, |x| x[0].add(&x[1])));
+    v.push(case("sub (broadcast)", &[&[5, 33], &[7, 1, 33]], sym, |x| x[0].sub(&x[1])));
+    v.push(case("mul (broadcast)", &[&[3, 7, 5, 9], &[7, 1, 9]], sym, |x| x[0].mul(&x[1])));
+    v.push(case("div", &[&[37, 53], &[37, 53]], pos, |x| x[0].div(&x[1])));
+    v.push(case("maximum (broadcast)", &[&[41, 13], &[13]], sym, |x| x[0].maximum(&x[1])));
+    v.push(case("minimum (scalar)", &[&[41, 13], &[]], sym, |x| x[0].minimum(&x[1])));
+    v.push(case("broadcast_to", &[&[1, 33]], sym, |x| x[0].broadcast_to(&[19, 33])));
+    v.push(case("matmul", &[&[67, 45], &[45, 71]], sym, |x| x[0].matmul(&x[1])));
+    v.push(case("matmul A^T B", &[&[45, 67], &[45, 71]], sym, |x| matmul_t(&x[0], &x[1], true, false)));
+    v.push(case("matmul A B^T", &[&[67, 45], &[71, 45]], sym, |x| matmul_t(&x[0], &x[1], false, true)));
+    v.push(case("matmul A^T B^T", &[&[45, 67], &[71, 45]], sym, |x| matmul_t(&x[0], &x[1], true, true)));
+    v.push(case("bmm", &[&[3, 33, 17], &[3, 17, 29]], sym, |x| x[0].matmul(&x[1])));
+    v.push(case("bmm (broadcast B)", &[&[3, 33, 17], &[17, 29]], sym, |x| x[0].matmul(&x[1])));
+    v.push(case("bmm (broadcast A)", &[&[33, 17], &[2, 3, 17, 29]], sym, |x| x[0].matmul(&x[1])));
+    v.push(case("sum (rows)", &[&[13, 301]], sym, |x| x[0].sum(-1)));
+    v.push(case("sum (cols)", &[&[7, 45, 11]], sym, |x| x[0].sum(1)));
+    v.push(case("mean (rows)", &[&[13, 301]], sym, |x| x[0].mean(-1)));
+    v.push(case("mean (cols)", &[&[7, 45, 11]], sym, |x| x[0].mean(1)));
+    v.push(case("max (rows)", &[&[13, 301]], sym, |x| x[0].max(-1)));
+    v.push(case("max (cols)", &[&[7, 45, 11]], sym, |x| x[0].max(1)));
+    v.push(case("logsumexp (rows)", &[&[13, 301]], sym, |x| x[0].logsumexp(-1)));
+    v.push(case("logsumexp (cols)", &[&[7, 45, 11]], sym, |x| x[0].logsumexp(1)));
+    v.push(case("sum_all", &[&[37, 53]], sym, |x| x[0].sum_all()));
+    v.push(case("softmax (rows)", &[&[13, 301]], sym, |x| x[0].softmax(-1)));
+    v.push(case("softmax (cols)", &[&[7, 45, 11]], sym, |x| x[0].softmax(1)));
+    v.push(case("concat", &[&[5, 7, 3], &[5, 2, 3], &[5, 11, 3]], sym, |x| Tensor::concat(&[&x[0], &x[1], &x[2]], 1)));
+    v.push(case("split/narrow", &[&[5, 20, 3]], sym, |x| {
+        let p = x[0].split(&[7, 2, 11], 1)?;
+        // Weight the parts differently so each part's gradient is checked.
+        Tensor::concat(&[&p[2], &p[0].scale(2.0)?], 1)
+    }));
+    v.push(case("transpose", &[&[3, 37, 45]], sym, |x| x[0].transpose()));
+    v.push(case("gather (axis 0)", &[&[41, 13]], sym, |x| x[0].gather(0, &indices(67, 41, x[0].device())?)));
+    v.push(case("gather (axis 1)", &[&[5, 41, 3]], sym, |x| x[0].gather(1, &indices(29, 41, x[0].device())?)));
+    v.push(case("reshape", &[&[6, 35]], sym, |x| x[0].reshape(&[5, 42])?.square()));
+    v
+}
+
+/// Random inputs of a case, drawn on the host.
+pub fn inputs(c: &Case, rng: &mut StdRng) -> Vec<Vec<f32>> {
+    c.shapes
+        .iter()
+        .map(|s| (0..s.iter().product::<usize>()).map(|_| rng.random_range(c.range.0..c.range.1)).collect())
+        .collect()
+}
+
+/// ||a - b|| / ||b|| in f64 (NaN anywhere gives NaN: it never passes).
+pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::NAN;
+    }
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        if !x.is_finite() || !y.is_finite() {
+            return f64::NAN;
+        }
+        num += (f64::from(x) - f64::from(y)).powi(2);
+        den += f64::from(y).powi(2);
+    }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}
+
+/// Output and input gradients of `loss = sum(f(x) * w)` on one device.
+pub fn eval(c: &Case, xs: &[Vec<f32>], w: &[f32], device: &Device) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+    let leaves: Vec<Tensor> =
+        xs.iter().zip(&c.shapes).map(|(x, s)| Ok(Tensor::from_slice(x, s, device)?.requires_grad())).collect::<Result<_>>()?;
+    let out = (c.f)(&leaves)?;
+    let wt = Tensor::from_slice(w, out.shape(), device)?;
+    let loss = out.mul(&wt)?.sum_all()?;
+    let grads = autodiff::backward(&loss)?;
+    let gs = leaves
+        .iter()
+        .map(|l| match grads.get(l) {
+            Some(g) => g.to_vec(),
+            None => Ok(vec![0.0; l.numel()]),
+        })
+        .collect::<Result<_>>()?;
+    Ok((out.to_vec()?, gs))
+}
+
+/// The output shape of a case (run once on the CPU).
+pub fn out_len(c: &Case, xs: &[Vec<f32>]) -> Result<usize> {
+    let ts: Vec<Tensor> = xs.iter().zip(&c.shapes).map(|(x, s)| Tensor::from_slice(x, s, &Device::Cpu)).collect::<Result<_>>()?;
+    Ok((c.f)(&ts)?.numel())
+}
+
+pub struct Row {
+    pub op: String,
+    pub fwd: f64,
+    pub bwd: f64,
+    pub error: Option<String>,
+}
+
+impl Row {
+    pub fn pass(&self) -> bool {
+        self.error.is_none() && self.fwd < TOL && self.bwd < TOL
+    }
+}
+
+fn compare(c: &Case, device: &Device, rng: &mut StdRng) -> Row {
+    let mut run = || -> Result<(f64, f64)> {
+        let xs = inputs(c, rng);
+        let w: Vec<f32> = (0..out_len(c, &xs)?).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let (ref_out, ref_g) = eval(c, &xs, &w, &Device::Cpu)?;
+        let (out, g) = eval(c, &xs, &w, device)?;
+        let bwd = ref_g.iter().zip(&g).map(|(r, d)| rel_err(d, r)).fold(0.0, f64::max);
+        Ok((rel_err(&out, &ref_out), bwd))
+    };
+    match run() {
+        Ok((fwd, bwd)) => Row { op: c.name.clone(), fwd, bwd, error: None },
+        Err(e) => Row { op: c.name.clone(), fwd: f64::NAN, bwd: f64::NAN, error: Some(e.to_string()) },
+    }
+}
+
+/// One Adam-family step on the device against the CPU (the optimiser kernel).
+fn optim_row(kind: AdamKind, device: &Device, rng: &mut StdRng) -> Row {
+    let name = format!("{kind:?} step").to_lowercase();
+    let mut run = || -> Result<f64> {
+        let n = 1001;
+        let x: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let g: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut outs = Vec::new();
+        for dev in [&Device::Cpu, device] {
+            let var = Var::new("w", Tensor::from_slice(&x, &[n], dev)?);
+            let mut opt = Adam::new(vec![var.clone()], AdamConfig { weight_decay: 0.01, ..AdamConfig::new(kind, 0.01) });
+            // Several steps so the moments and RAdam's rectification both come into play.
+            for _ in 0..7 {
+                let mut grads = autodiff::Grads::default();
+                grads.insert(&var.get(), Tensor::from_slice(&g, &[n], dev)?);
+                opt.step(&grads)?;
+            }
+            outs.push(var.get().to_vec()?);
+        }
+        Ok(rel_err(&outs[1], &outs[0]))
+    };
+    match run() {
+        Ok(e) => Row { op: name, fwd: e, bwd: 0.0, error: None },
+        Err(e) => Row { op: name, fwd: f64::NAN, bwd: f64::NAN, error: Some(e.to_string()) },
+    }
+}
+
+/// Runs every case on `device` against the CPU. Output poisoning is on for the run.
+pub fn run(device: &Device, seed: u64) -> Vec<Row> {
+    backend::set_poison(true);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rows: Vec<Row> = cases().iter().map(|c| compare(c, device, &mut rng)).collect();
+    for kind in [AdamKind::Adam, AdamKind::AdamW, AdamKind::RAdam] {
+        rows.push(optim_row(kind, device, &mut rng));
+    }
+    backend::set_poison(false);
+    rows
+}
+
+/// The table `gforge selftest` prints.
+pub fn table(device: &Device, rows: &[Row]) -> String {
+    use std::fmt::Write;
+    let mut s = format!("selftest on {device} against cpu (pass: relative error < {TOL:.0e})\n");
+    writeln!(s, "{:<22} {:>5} {:>12} {:>12}", "op", "pass", "fwd rel err", "bwd rel err").unwrap();
+    for r in rows {
+        let mark = if r.pass() { "ok" } else { "FAIL" };
+        writeln!(s, "{:<22} {:>5} {:>12.2e} {:>12.2e}", r.op, mark, r.fwd, r.bwd).unwrap();
+        if let Some(e) = &r.error {
+            writeln!(s, "    error: {e}").unwrap();
+        }
+    }
+    let failed = rows.iter().filter(|r| !r.pass()).count();
+    writeln!(s, "{} passed, {} failed", rows.len() - failed, failed).unwrap();
+    s
+}
