@@ -21,11 +21,14 @@ pub struct Case {
     pub name: String,
     pub shapes: Vec<Vec<usize>>,
     pub range: (f32, f32),
+    /// Piecewise linear with kinks (relu, max, ...): finite differences must step over no kink.
+    pub kinks: bool,
     pub f: OpFn,
 }
 
 fn case(name: &str, shapes: &[&[usize]], range: (f32, f32), f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static) -> Case {
-    Case { name: name.into(), shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, f: Box::new(f) }
+    let kinks = ["relu", "leaky_relu", "max", "maximum", "minimum"].iter().any(|k| name.split(' ').next() == Some(k));
+    Case { name: name.into(), shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, kinks, f: Box::new(f) }
 }
 
 /// Indices with repeats (so scatter-add must accumulate) for an axis of length `bound`.
