@@ -3,8 +3,9 @@
 //! - Pipelines are compiled once per (family, entry) and cached.
 //! - Dispatches are recorded into one pending command encoder and submitted in batches; reads flush it.
 //! - Buffers are recycled through a pool keyed by size, since training allocates the same sizes each step.
-//! - wgpu reports validation errors through callbacks that panic by default: we install a handler that
-//!   records them and turn every recorded error into an `Error` at the next flush.
+//! - wgpu panics on validation errors unless they are captured: each launch and allocation runs inside
+//!   error scopes (thread-local, so concurrent users see only their own errors), and a handler records
+//!   anything outside a scope, reported as an `Error` at the next flush.
 use super::{DeviceInfo, Launch};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -79,14 +80,21 @@ fn instance() -> &'static wgpu::Instance {
     })
 }
 
-/// Adapters in a stable order: Vulkan/Metal/DX12 before GL, hardware before software.
+/// Adapters in a stable order (Vulkan/Metal/DX12 before GL, hardware before software), enumerated once
+/// per process: enumerating creates driver contexts, and a GL context created while another thread
+/// holds one current makes wgpu-hal's EGL code panic.
 fn adapters() -> Vec<wgpu::Adapter> {
-    let mut v = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
-    v.sort_by_key(|a| {
-        let i = a.get_info();
-        (i.backend == wgpu::Backend::Gl, i.device_type == wgpu::DeviceType::Cpu)
-    });
-    v
+    static ADAPTERS: OnceLock<Vec<wgpu::Adapter>> = OnceLock::new();
+    ADAPTERS
+        .get_or_init(|| {
+            let mut v = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+            v.sort_by_key(|a| {
+                let i = a.get_info();
+                (i.backend == wgpu::Backend::Gl, i.device_type == wgpu::DeviceType::Cpu)
+            });
+            v
+        })
+        .clone()
 }
 
 /// Index of the first non-software adapter, for `--device auto`.
@@ -191,12 +199,19 @@ impl WgpuDevice {
         };
         let buf = match reused {
             Some(b) => b,
-            None => self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: None,
-                size,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
+            None => {
+                let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+                let b = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: None,
+                    size,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                if let Some(e) = pollster::block_on(oom.pop()) {
+                    return Err(Error::Device(format!("wgpu:{}: out of memory for {size} bytes: {e}", self.index)));
+                }
+                b
+            }
         };
         Ok(WgpuBuffer { buf: Some(buf), len, dev: self.clone() })
     }
@@ -249,20 +264,16 @@ impl WgpuDevice {
 
     pub fn launch(&self, l: &Launch, inputs: &[&super::Storage], outputs: &[&super::Storage]) -> Result<()> {
         let pipeline = self.pipeline(l.family, l.entry)?;
-        let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: l.params,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
-        for (i, s) in inputs.iter().chain(outputs).enumerate() {
-            let super::Storage::Wgpu(b) = s else {
-                return Err(Error::Device(format!("{}: buffer is not on this WGPU device", l.name())));
-            };
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw().as_entire_binding() });
+        // Build and validate the bind group first: an invalid one recorded into the shared encoder would
+        // poison every later submit.
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let invalid = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let bind = self.bind_group(l, &pipeline, inputs, outputs);
+        let errors = [pollster::block_on(invalid.pop()), pollster::block_on(oom.pop())];
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(Error::kernel(l.name(), format!("wgpu:{} rejected the launch: {e}", self.index)));
         }
-        let layout = pipeline.get_bind_group_layout(0);
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries });
+        let bind = bind?;
         let mut pending = self.pending.lock().unwrap();
         let enc = pending
             .encoder
@@ -279,6 +290,30 @@ impl WgpuDevice {
         }
         drop(pending);
         self.check_errors(&l.name())
+    }
+
+    /// The parameter uniform at binding 0, then inputs and outputs at 1.. (kernels/README.md).
+    fn bind_group(
+        &self,
+        l: &Launch,
+        pipeline: &wgpu::ComputePipeline,
+        inputs: &[&super::Storage],
+        outputs: &[&super::Storage],
+    ) -> Result<wgpu::BindGroup> {
+        let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: l.params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
+        for (i, s) in inputs.iter().chain(outputs).enumerate() {
+            let super::Storage::Wgpu(b) = s else {
+                return Err(Error::Device(format!("{}: buffer is not on this WGPU device", l.name())));
+            };
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw().as_entire_binding() });
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        Ok(self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries }))
     }
 
     fn submit(&self, pending: &mut Pending) {

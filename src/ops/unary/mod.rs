@@ -44,7 +44,8 @@ pub struct Params {
 }
 
 impl UnaryOp {
-    pub(crate) fn params(self, n: usize) -> Params {
+    /// The kernel parameters for `n` elements.
+    pub fn params(self, n: usize) -> Params {
         let (op, alpha, beta) = match self {
             UnaryOp::Exp => (0, 0.0, 0.0),
             UnaryOp::Log => (1, 0.0, 0.0),
