@@ -17,9 +17,9 @@ enum Cmd {
     Devices,
     /// Check every op, forward and backward, on a device against the CPU reference.
     Selftest {
-        /// auto, cpu, wgpu[:N] or cuda[:N]
-        #[arg(long, default_value = "auto")]
-        device: String,
+        /// auto, cpu, wgpu[:N] or cuda[:N]; without it, every GPU device this machine has.
+        #[arg(long)]
+        device: Option<String>,
         /// Seed of the random inputs.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -47,10 +47,30 @@ fn run(cli: Cli) -> Result<bool> {
     match cli.cmd {
         Cmd::Devices => devices(),
         Cmd::Selftest { device, seed } => {
-            let dev = Device::parse(&device)?;
-            let rows = selftest::run(&dev, seed);
-            print!("{}", selftest::table(&dev, &rows));
-            Ok(rows.iter().all(|r| r.pass()))
+            let devs = match device {
+                Some(d) => vec![Device::parse(&d)?],
+                None => {
+                    let gpus: Vec<Device> = list_devices()
+                        .0
+                        .iter()
+                        .filter(|d| d.spec != "cpu")
+                        .map(|d| Device::parse(&d.spec))
+                        .collect::<Result<_>>()?;
+                    if gpus.is_empty() {
+                        println!("no GPU device found: checking the CPU path against itself");
+                        vec![Device::Cpu]
+                    } else {
+                        gpus
+                    }
+                }
+            };
+            let mut ok = true;
+            for dev in devs {
+                let rows = selftest::run(&dev, seed);
+                println!("{}", selftest::table(&dev, &rows));
+                ok &= rows.iter().all(|r| r.pass());
+            }
+            Ok(ok)
         }
     }
 }
