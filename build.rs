@@ -15,9 +15,7 @@ const PTX_ARCHS: [&str; 3] = ["sm_70", "sm_80", "sm_90"];
 fn sources(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == ext))
-                .collect()
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == ext)).collect()
         })
         .unwrap_or_default();
     files.sort();
@@ -45,9 +43,7 @@ fn find_ptxas() -> Option<PathBuf> {
             return Some(p);
         }
     }
-    env::var_os("PATH").and_then(|paths| {
-        env::split_paths(&paths).map(|d| d.join("ptxas")).find(|p| p.is_file())
-    })
+    env::var_os("PATH").and_then(|paths| env::split_paths(&paths).map(|d| d.join("ptxas")).find(|p| p.is_file()))
 }
 
 fn assemble_ptx(ptxas: &Path, path: &Path, out_dir: &Path) -> Result<(), String> {
@@ -102,9 +98,9 @@ fn main() {
             }
         }
         None if strict => errors.push("GFORGE_STRICT=1 but no ptxas found (set PTXAS or put ptxas on PATH)".into()),
-        None => println!(
-            "cargo:warning=no ptxas found (set PTXAS or PATH): kernels/*.ptx embedded without being assembled"
-        ),
+        None => {
+            println!("cargo:warning=no ptxas found (set PTXAS or PATH): kernels/*.ptx embedded without being assembled")
+        }
     }
     if !errors.is_empty() {
         for e in &errors {

@@ -25,6 +25,10 @@ fn main() -> Result<()> {
     }
     times.sort_by(f64::total_cmp);
     let med = times[times.len() / 2];
-    println!("galactic-forge {dev} matmul {n}^3: median {:.2} ms, {:.1} GFLOP/s", med * 1e3, 2.0 * (n as f64).powi(3) / med / 1e9);
+    println!(
+        "galactic-forge {dev} matmul {n}^3: median {:.2} ms, {:.1} GFLOP/s",
+        med * 1e3,
+        2.0 * (n as f64).powi(3) / med / 1e9
+    );
     Ok(())
 }

@@ -86,7 +86,10 @@ impl Checkpoint {
             let a = self.tensors.get(v.name()).ok_or_else(|| ck(path, format!("entry '{}' is missing", v.name())))?;
             let want = v.get().shape().to_vec();
             if a.shape() != want.as_slice() {
-                return Err(ck(path, format!("entry '{}' has shape {:?}, the model needs {want:?}", v.name(), a.shape())));
+                return Err(ck(
+                    path,
+                    format!("entry '{}' has shape {:?}, the model needs {want:?}", v.name(), a.shape()),
+                ));
             }
         }
         if let Some(extra) = self.tensors.keys().find(|k| !vars.iter().any(|v| v.name() == k.as_str())) {

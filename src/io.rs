@@ -61,7 +61,8 @@ pub fn write_npy_f32(path: &Path, a: &ArrayD<f32>) -> Result<()> {
 /// Reads every array of a .npz file as f32 (float64 entries converted), in file order.
 pub fn read_npz_f32(path: &Path) -> Result<Vec<(String, ArrayD<f32>)>> {
     let f = File::open(path).map_err(|e| Error::file(path, e))?;
-    let mut z = ndarray_npy::NpzReader::new(BufReader::new(f)).map_err(|e| Error::file(path, format!("not a readable .npz file: {e}")))?;
+    let mut z = ndarray_npy::NpzReader::new(BufReader::new(f))
+        .map_err(|e| Error::file(path, format!("not a readable .npz file: {e}")))?;
     let names = z.names().map_err(|e| Error::file(path, format!("not a readable .npz file: {e}")))?;
     let mut out = Vec::with_capacity(names.len());
     for name in names {

@@ -26,7 +26,12 @@ pub struct Case {
     pub f: OpFn,
 }
 
-fn case(name: &str, shapes: &[&[usize]], range: (f32, f32), f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static) -> Case {
+fn case(
+    name: &str,
+    shapes: &[&[usize]],
+    range: (f32, f32),
+    f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
+) -> Case {
     let kinks = ["relu", "leaky_relu", "max", "maximum", "minimum"].iter().any(|k| name.split(' ').next() == Some(k));
     Case { name: name.into(), shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, kinks, f: Box::new(f) }
 }
@@ -125,8 +130,11 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 
 /// Output and input gradients of `loss = sum(f(x) * w)` on one device.
 pub fn eval(c: &Case, xs: &[Vec<f32>], w: &[f32], device: &Device) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
-    let leaves: Vec<Tensor> =
-        xs.iter().zip(&c.shapes).map(|(x, s)| Ok(Tensor::from_slice(x, s, device)?.requires_grad())).collect::<Result<_>>()?;
+    let leaves: Vec<Tensor> = xs
+        .iter()
+        .zip(&c.shapes)
+        .map(|(x, s)| Ok(Tensor::from_slice(x, s, device)?.requires_grad()))
+        .collect::<Result<_>>()?;
     let out = (c.f)(&leaves)?;
     let wt = Tensor::from_slice(w, out.shape(), device)?;
     let loss = out.mul(&wt)?.sum_all()?;
@@ -143,7 +151,8 @@ pub fn eval(c: &Case, xs: &[Vec<f32>], w: &[f32], device: &Device) -> Result<(Ve
 
 /// The output shape of a case (run once on the CPU).
 pub fn out_len(c: &Case, xs: &[Vec<f32>]) -> Result<usize> {
-    let ts: Vec<Tensor> = xs.iter().zip(&c.shapes).map(|(x, s)| Tensor::from_slice(x, s, &Device::Cpu)).collect::<Result<_>>()?;
+    let ts: Vec<Tensor> =
+        xs.iter().zip(&c.shapes).map(|(x, s)| Tensor::from_slice(x, s, &Device::Cpu)).collect::<Result<_>>()?;
     Ok((c.f)(&ts)?.numel())
 }
 
@@ -185,7 +194,8 @@ fn optim_row(kind: AdamKind, device: &Device, rng: &mut StdRng) -> Row {
         let mut outs = Vec::new();
         for dev in [&Device::Cpu, device] {
             let var = Var::new("w", Tensor::from_slice(&x, &[n], dev)?);
-            let mut opt = Adam::new(vec![var.clone()], AdamConfig { weight_decay: 0.01, ..AdamConfig::new(kind, 0.01) });
+            let mut opt =
+                Adam::new(vec![var.clone()], AdamConfig { weight_decay: 0.01, ..AdamConfig::new(kind, 0.01) });
             // Several steps so the moments and RAdam's rectification both come into play.
             for _ in 0..7 {
                 let mut grads = autodiff::Grads::default();

@@ -43,16 +43,28 @@ impl Tensor {
 
     /// The output of an op: records `backward` (gradients of the inputs given the output's gradient)
     /// only when some input needs gradients and recording is on; otherwise `backward` is dropped unused.
-    pub(crate) fn from_op<F>(storage: Storage, shape: Vec<usize>, device: &Device, inputs: &[&Tensor], backward: F) -> Tensor
+    pub(crate) fn from_op<F>(
+        storage: Storage,
+        shape: Vec<usize>,
+        device: &Device,
+        inputs: &[&Tensor],
+        backward: F,
+    ) -> Tensor
     where
         F: Fn(&[Tensor], &Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     {
-        let grad = if autodiff::recording() && inputs.iter().any(|t| t.tracks()) {
+        Self::build(Arc::new(storage), shape, device.clone(), Self::record(inputs, backward))
+    }
+
+    fn record<F>(inputs: &[&Tensor], backward: F) -> Grad
+    where
+        F: Fn(&[Tensor], &Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+    {
+        if autodiff::recording() && inputs.iter().any(|t| t.tracks()) {
             Grad::Op(Node { inputs: inputs.iter().map(|t| (*t).clone()).collect(), backward: Box::new(backward) })
         } else {
             Grad::None
-        };
-        Self::build(Arc::new(storage), shape, device.clone(), grad)
+        }
     }
 
     pub fn from_vec(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Tensor> {
@@ -95,7 +107,13 @@ impl Tensor {
     }
 
     /// Uniform values in [lo, hi) drawn on the host from `rng`.
-    pub fn rand_uniform(shape: &[usize], lo: f32, hi: f32, rng: &mut impl rand::Rng, device: &Device) -> Result<Tensor> {
+    pub fn rand_uniform(
+        shape: &[usize],
+        lo: f32,
+        hi: f32,
+        rng: &mut impl rand::Rng,
+        device: &Device,
+    ) -> Result<Tensor> {
         let n = shape.iter().product();
         let v = (0..n).map(|_| lo + (hi - lo) * rng.random::<f32>()).collect();
         Self::from_vec(v, shape, device)
@@ -200,16 +218,8 @@ impl Tensor {
             return Err(Error::shape("reshape", format!("{:?} -> {shape:?}", self.shape())));
         }
         let old = self.shape().to_vec();
-        let storage = self.0.storage.clone();
-        let grad = if autodiff::recording() && self.tracks() {
-            Grad::Op(Node {
-                inputs: vec![self.clone()],
-                backward: Box::new(move |_, _, g| Ok(vec![Some(g.reshape(&old)?)])),
-            })
-        } else {
-            Grad::None
-        };
-        Ok(Self::build(storage, shape.to_vec(), self.0.device.clone(), grad))
+        let grad = Self::record(&[self], move |_, _, g| Ok(vec![Some(g.reshape(&old)?)]));
+        Ok(Self::build(self.0.storage.clone(), shape.to_vec(), self.0.device.clone(), grad))
     }
 
     pub(crate) fn check_same_device(&self, other: &Tensor) -> Result<()> {

@@ -50,7 +50,15 @@ fn batched_matmul_is_per_batch_matmul_and_broadcasts() {
     let c2 = t(&a).matmul(&t(&b2)).unwrap().to_vec().unwrap();
     for i in 0..4 {
         let ai = a.index_axis(Axis(0), i).to_owned();
-        let want = matmul_naive(ai.as_slice().unwrap(), b.index_axis(Axis(0), i).to_owned().as_slice().unwrap(), 6, 3, 5, false, false);
+        let want = matmul_naive(
+            ai.as_slice().unwrap(),
+            b.index_axis(Axis(0), i).to_owned().as_slice().unwrap(),
+            6,
+            3,
+            5,
+            false,
+            false,
+        );
         assert!(rel_err(&c[i * 18..(i + 1) * 18], &want) < 1e-6);
         let want2 = matmul_naive(ai.as_slice().unwrap(), b2.as_slice().unwrap(), 6, 3, 5, false, false);
         assert!(rel_err(&c2[i * 18..(i + 1) * 18], &want2) < 1e-6);
@@ -62,14 +70,20 @@ fn batched_matmul_is_per_batch_matmul_and_broadcasts() {
 #[test]
 fn binary_ops_broadcast_like_ndarray() {
     let mut rng = StdRng::seed_from_u64(3);
-    for (sa, sb) in [(vec![7, 1, 33], vec![5, 33]), (vec![3, 7, 5, 9], vec![7, 1, 9]), (vec![41, 13], vec![]), (vec![1], vec![4, 1, 2])] {
+    for (sa, sb) in [
+        (vec![7, 1, 33], vec![5, 33]),
+        (vec![3, 7, 5, 9], vec![7, 1, 9]),
+        (vec![41, 13], vec![]),
+        (vec![1], vec![4, 1, 2]),
+    ] {
         let a = rand_array(&sa, &mut rng);
         let b = rand_array(&sb, &mut rng).mapv(|v| v.abs() + 0.5);
         close(&t(&a).add(&t(&b)).unwrap(), &(&a + &b), 1e-7);
         close(&t(&a).sub(&t(&b)).unwrap(), &(&a - &b), 1e-7);
         close(&t(&a).mul(&t(&b)).unwrap(), &(&a * &b), 1e-7);
         close(&t(&a).div(&t(&b)).unwrap(), &(&a / &b), 1e-7);
-        let bb = b.broadcast(IxDyn(&galactic_forge::ops::binary::broadcast_shape(&sa, &sb).unwrap())).unwrap().to_owned();
+        let bb =
+            b.broadcast(IxDyn(&galactic_forge::ops::binary::broadcast_shape(&sa, &sb).unwrap())).unwrap().to_owned();
         let ab = a.broadcast(bb.raw_dim()).unwrap().to_owned();
         let max = ndarray::Zip::from(&ab).and(&bb).map_collect(|x, y| x.max(*y));
         close(&t(&a).maximum(&t(&b)).unwrap(), &max, 0.0);
@@ -85,7 +99,11 @@ fn reductions_match_ndarray_along_every_axis() {
         let x = t(&a);
         close(&x.sum(ax as isize).unwrap(), &a.sum_axis(Axis(ax)), 1e-6);
         close(&x.mean(ax as isize).unwrap(), &a.mean_axis(Axis(ax)).unwrap(), 1e-6);
-        close(&x.max(ax as isize).unwrap(), &a.map_axis(Axis(ax), |v| v.fold(f32::NEG_INFINITY, |m, &x| m.max(x))), 0.0);
+        close(
+            &x.max(ax as isize).unwrap(),
+            &a.map_axis(Axis(ax), |v| v.fold(f32::NEG_INFINITY, |m, &x| m.max(x))),
+            0.0,
+        );
         let lse = a.map_axis(Axis(ax), |v| v.iter().map(|&x| f64::from(x).exp()).sum::<f64>().ln() as f32);
         close(&x.logsumexp(ax as isize).unwrap(), &lse, 1e-6);
     }
@@ -157,7 +175,8 @@ impl AbsForTest for Tensor {
 #[test]
 fn layout_ops_match_ndarray() {
     let mut rng = StdRng::seed_from_u64(6);
-    let (a, b, c) = (rand_array(&[5, 7, 3], &mut rng), rand_array(&[5, 2, 3], &mut rng), rand_array(&[5, 11, 3], &mut rng));
+    let (a, b, c) =
+        (rand_array(&[5, 7, 3], &mut rng), rand_array(&[5, 2, 3], &mut rng), rand_array(&[5, 11, 3], &mut rng));
     let cat = Tensor::concat(&[&t(&a), &t(&b), &t(&c)], 1).unwrap();
     close(&cat, &ndarray::concatenate(Axis(1), &[a.view(), b.view(), c.view()]).unwrap(), 0.0);
     let parts = cat.split(&[7, 2, 11], 1).unwrap();

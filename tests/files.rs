@@ -97,7 +97,10 @@ fn npy_files_are_read_or_refused_clearly() {
     // float64 files are converted; integer files are refused with their dtype.
     let a64 = ndarray::Array2::<f64>::from_shape_fn((2, 3), |(i, j)| (i * 3 + j) as f64);
     ndarray_npy::write_npy(d.join("f64.npy"), &a64).unwrap();
-    assert_eq!(Tensor::read_npy(&d.join("f64.npy"), &CPU).unwrap().to_vec().unwrap(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(
+        Tensor::read_npy(&d.join("f64.npy"), &CPU).unwrap().to_vec().unwrap(),
+        vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    );
     ndarray_npy::write_npy(d.join("i32.npy"), &ndarray::Array1::<i32>::zeros(4)).unwrap();
     let e = Tensor::read_npy(&d.join("i32.npy"), &CPU).err().unwrap().to_string();
     assert!(e.contains("dtype"), "{e}");

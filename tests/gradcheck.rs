@@ -21,7 +21,8 @@ const TOL: f64 = 1e-3;
 
 fn loss(c: &Case, xs: &[Vec<f32>], w: &[f32]) -> f64 {
     no_grad(|| {
-        let ts: Vec<Tensor> = xs.iter().zip(&c.shapes).map(|(x, s)| Tensor::from_slice(x, s, &Device::Cpu).unwrap()).collect();
+        let ts: Vec<Tensor> =
+            xs.iter().zip(&c.shapes).map(|(x, s)| Tensor::from_slice(x, s, &Device::Cpu).unwrap()).collect();
         let out = (c.f)(&ts).unwrap().to_vec().unwrap();
         out.iter().zip(w).map(|(&o, &w)| f64::from(o) * f64::from(w)).sum()
     })
@@ -39,12 +40,19 @@ fn directional(c: &Case, xs: &[Vec<f32>], w: &[f32], grads: &[Vec<f32>], rng: &m
         let diff = |s: f32| -> (f64, f64) {
             let (mut l, mut a) = (0.0, 0.0);
             for sign in [1.0f32, -1.0] {
-                let p: Vec<Vec<f32>> = xs.iter().zip(&v).map(|(x, v)| x.iter().zip(v).map(|(x, v)| x + sign * s * v).collect()).collect();
+                let p: Vec<Vec<f32>> =
+                    xs.iter().zip(&v).map(|(x, v)| x.iter().zip(v).map(|(x, v)| x + sign * s * v).collect()).collect();
                 let dot: f64 = p
                     .iter()
                     .zip(xs)
                     .zip(grads)
-                    .map(|((p, x), g)| p.iter().zip(x).zip(g).map(|((p, x), g)| (f64::from(*p) - f64::from(*x)) * f64::from(*g)).sum::<f64>())
+                    .map(|((p, x), g)| {
+                        p.iter()
+                            .zip(x)
+                            .zip(g)
+                            .map(|((p, x), g)| (f64::from(*p) - f64::from(*x)) * f64::from(*g))
+                            .sum::<f64>()
+                    })
                     .sum();
                 l += f64::from(sign) * loss(c, &p, w);
                 a += f64::from(sign) * dot;
@@ -59,7 +67,13 @@ fn directional(c: &Case, xs: &[Vec<f32>], w: &[f32], grads: &[Vec<f32>], rng: &m
 }
 
 /// (numeric, analytic) partial derivatives at random coordinates away from kinks; also (skipped, tried).
-fn coordinates(c: &Case, xs: &[Vec<f32>], w: &[f32], grads: &[Vec<f32>], rng: &mut StdRng) -> (Vec<f32>, Vec<f32>, usize, usize) {
+fn coordinates(
+    c: &Case,
+    xs: &[Vec<f32>],
+    w: &[f32],
+    grads: &[Vec<f32>],
+    rng: &mut StdRng,
+) -> (Vec<f32>, Vec<f32>, usize, usize) {
     let h = 1e-3f32;
     let (mut num, mut ana, mut skipped, mut tried) = (Vec::new(), Vec::new(), 0, 0);
     for (i, x) in xs.iter().enumerate() {

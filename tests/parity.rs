@@ -60,7 +60,13 @@ fn poisoned_outputs_expose_unwritten_elements() {
         let n = 1000;
         let x = Tensor::from_vec((0..n).map(|i| i as f32 / n as f32).collect(), &[n], &dev).unwrap();
         let p = UnaryOp::Exp.params(n - 1);
-        let l = Launch { family: "unary", entry: "unary_fwd", params: bytemuck::bytes_of(&p), grid: grid_1d(n), block: [BLOCK, 1, 1] };
+        let l = Launch {
+            family: "unary",
+            entry: "unary_fwd",
+            params: bytemuck::bytes_of(&p),
+            grid: grid_1d(n),
+            block: [BLOCK, 1, 1],
+        };
         let out = dev.alloc(n).unwrap();
         dev.launch(&l, &[x.storage()], &[&out]).unwrap();
         let y = dev.download(&out).unwrap();
@@ -77,7 +83,13 @@ fn invalid_launch_is_an_error_not_a_panic() {
     for dev in wgpu_devices() {
         let x = Tensor::from_vec(vec![1.0; 10], &[10], &dev).unwrap();
         let p = UnaryOp::Exp.params(10);
-        let l = Launch { family: "unary", entry: "unary_fwd", params: bytemuck::bytes_of(&p), grid: grid_1d(10), block: [BLOCK, 1, 1] };
+        let l = Launch {
+            family: "unary",
+            entry: "unary_fwd",
+            params: bytemuck::bytes_of(&p),
+            grid: grid_1d(10),
+            block: [BLOCK, 1, 1],
+        };
         let err = dev.launch(&l, &[x.storage()], &[]).and_then(|_| dev.synchronize());
         assert!(err.is_err(), "{dev}: a missing output binding must be reported");
         let missing = Launch { entry: "no_such_entry", ..l };

@@ -5,7 +5,9 @@
 //! cudarc panics if `libcuda` is missing, so every entry point first checks `is_culib_present()`.
 use super::{DeviceInfo, Launch};
 use crate::error::{Error, Result};
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -100,14 +102,8 @@ impl CudaDevice {
         let ctx = CudaContext::new(index).map_err(err("cannot create context"))?;
         let name = ctx.name().unwrap_or_else(|_| "NVIDIA GPU".into());
         let stream = ctx.default_stream();
-        let d = Arc::new(CudaDevice {
-            index,
-            name,
-            ctx,
-            stream,
-            modules: Mutex::default(),
-            functions: Mutex::default(),
-        });
+        let d =
+            Arc::new(CudaDevice { index, name, ctx, stream, modules: Mutex::default(), functions: Mutex::default() });
         open.insert(index, d.clone());
         Ok(d)
     }

@@ -67,9 +67,36 @@ pub struct Launch<'a> {
     pub block: [u32; 3],
 }
 
-impl Launch<'_> {
+impl<'a> Launch<'a> {
     pub fn name(&self) -> String {
         format!("{}::{}", self.family, self.entry)
+    }
+
+    /// A 1-D kernel over `n` elements in blocks of [`BLOCK`] threads.
+    pub fn elementwise<P: bytemuck::Pod>(family: &'static str, entry: &'static str, params: &'a P, n: usize) -> Self {
+        Launch { family, entry, params: bytemuck::bytes_of(params), grid: grid_1d(n), block: [BLOCK, 1, 1] }
+    }
+
+    /// A kernel along one axis of [outer, n, inner]: `rows` (a block per row) when inner = 1,
+    /// else `cols` (a thread per output element).
+    pub fn along_axis<P: bytemuck::Pod>(
+        family: &'static str,
+        (rows, cols): (&'static str, &'static str),
+        params: &'a P,
+        outer: usize,
+        inner: usize,
+    ) -> Self {
+        if inner == 1 {
+            Launch {
+                family,
+                entry: rows,
+                params: bytemuck::bytes_of(params),
+                grid: grid_blocks(outer),
+                block: [BLOCK, 1, 1],
+            }
+        } else {
+            Self::elementwise(family, cols, params, outer * inner)
+        }
     }
 }
 

@@ -313,7 +313,11 @@ impl WgpuDevice {
             entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.raw().as_entire_binding() });
         }
         let layout = pipeline.get_bind_group_layout(0);
-        Ok(self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries }))
+        Ok(self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        }))
     }
 
     fn submit(&self, pending: &mut Pending) {
@@ -350,9 +354,9 @@ impl WgpuDevice {
         });
         {
             let mut pending = self.pending.lock().unwrap();
-            let enc = pending
-                .encoder
-                .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None }));
+            let enc = pending.encoder.get_or_insert_with(|| {
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+            });
             enc.copy_buffer_to_buffer(b.raw(), 0, &staging, 0, size);
             self.submit(&mut pending);
         }

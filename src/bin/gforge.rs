@@ -5,7 +5,11 @@ use galactic_forge::{selftest, Error, Result};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "gforge", version, about = "Conditional normalizing flows and autoencoders for astrophysics on CUDA, any WGPU GPU and the CPU")]
+#[command(
+    name = "gforge",
+    version,
+    about = "Conditional normalizing flows and autoencoders for astrophysics on CUDA, any WGPU GPU and the CPU"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -35,7 +39,15 @@ fn devices() -> Result<bool> {
     println!("{:<8} {:<40} {:<14} {:<16} {:>10} {:>4}", "device", "name", "backend", "type", "memory", "f16");
     for d in &list {
         let mem = d.memory.map(human_bytes).unwrap_or_else(|| "-".into());
-        println!("{:<8} {:<40} {:<14} {:<16} {:>10} {:>4}", d.spec, d.name, d.backend, d.kind, mem, if d.f16 { "yes" } else { "no" });
+        println!(
+            "{:<8} {:<40} {:<14} {:<16} {:>10} {:>4}",
+            d.spec,
+            d.name,
+            d.backend,
+            d.kind,
+            mem,
+            if d.f16 { "yes" } else { "no" }
+        );
     }
     for n in notes {
         println!("({n})");

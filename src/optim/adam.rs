@@ -10,7 +10,7 @@
 //! if rho_t > 5, use_v and scale = sqrt((rho_t-4)(rho_t-2) rho_inf / ((rho_inf-4)(rho_inf-2) rho_t)),
 //! else plain momentum (use_v = 0, scale = 1), as torch.optim.RAdam.
 use crate::autodiff::{no_grad, Grads, Var};
-use crate::backend::{grid_1d, Launch, Storage, BLOCK};
+use crate::backend::{Launch, Storage};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -151,7 +151,7 @@ impl Adam {
                     _ => {
                         let n = x.numel();
                         let (a, b, c) = (dev.alloc(n)?, dev.alloc(n)?, dev.alloc(n)?);
-                        let l = Launch { family: "optim", entry: "adam_step", params: bytemuck::bytes_of(&p), grid: grid_1d(n), block: [BLOCK, 1, 1] };
+                        let l = Launch::elementwise("optim", "adam_step", &p, n);
                         if n > 0 {
                             dev.launch(&l, &[x.storage(), g.storage(), m.storage(), v.storage()], &[&a, &b, &c])?;
                         }

@@ -8,7 +8,7 @@
 pub mod cpu;
 
 use super::launch_out;
-use crate::backend::{grid_1d, Launch, Storage, BLOCK};
+use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -120,15 +120,26 @@ fn run(op: BinaryOp, a: &Tensor, b: &Tensor, out_shape: &[usize]) -> Result<Stor
         return Ok(Storage::Cpu(cpu::forward(op, x, y, &dims, &sa, &sb)));
     }
     if dims.len() > MAX_RANK {
-        return Err(Error::shape("binary", format!("broadcast of {:?} and {:?} needs more than {MAX_RANK} dims", a.shape(), b.shape())));
+        return Err(Error::shape(
+            "binary",
+            format!("broadcast of {:?} and {:?} needs more than {MAX_RANK} dims", a.shape(), b.shape()),
+        ));
     }
-    let mut p = Params { n: n as u32, op: op.code(), rank: dims.len() as u32, pad: 0, shape: [1; MAX_RANK], a_strides: [0; MAX_RANK], b_strides: [0; MAX_RANK] };
+    let mut p = Params {
+        n: n as u32,
+        op: op.code(),
+        rank: dims.len() as u32,
+        pad: 0,
+        shape: [1; MAX_RANK],
+        a_strides: [0; MAX_RANK],
+        b_strides: [0; MAX_RANK],
+    };
     for i in 0..dims.len() {
         p.shape[i] = dims[i] as u32;
         p.a_strides[i] = sa[i] as u32;
         p.b_strides[i] = sb[i] as u32;
     }
-    let l = Launch { family: "binary", entry: "binary_fwd", params: bytemuck::bytes_of(&p), grid: grid_1d(n), block: [BLOCK, 1, 1] };
+    let l = Launch::elementwise("binary", "binary_fwd", &p, n);
     launch_out(a.device(), &l, &[a.storage(), b.storage()], n)
 }
 
@@ -205,9 +216,10 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        let lead = self.rank().checked_sub(shape.len()).ok_or_else(|| {
-            Error::shape("sum_to_shape", format!("{:?} -> {shape:?}", self.shape()))
-        })?;
+        let lead = self
+            .rank()
+            .checked_sub(shape.len())
+            .ok_or_else(|| Error::shape("sum_to_shape", format!("{:?} -> {shape:?}", self.shape())))?;
         let mut t = self.clone();
         for d in 0..self.rank() {
             let target = if d < lead { 1 } else { shape[d - lead] };

@@ -7,7 +7,7 @@
 pub mod cpu;
 
 use super::around_axis;
-use crate::backend::{grid_1d, Device, Launch, Storage, BLOCK};
+use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -50,7 +50,7 @@ pub fn fill(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
         Device::Cpu => Storage::Cpu(vec![value; n]),
         d => {
             let p = FillParams { n: n as u32, value, pad: [0; 2] };
-            let l = Launch { family: "copy", entry: "fill", params: bytemuck::bytes_of(&p), grid: grid_1d(n), block: [BLOCK, 1, 1] };
+            let l = Launch::elementwise("copy", "fill", &p, n);
             super::launch_out(d, &l, &[], n)?
         }
     };
@@ -66,7 +66,7 @@ fn slice_copy(device: &Device, src: &Storage, dst: &mut Storage, p: SliceParams)
         cpu::slice_copy(s, d, &p);
         return Ok(());
     }
-    let l = Launch { family: "copy", entry: "slice_copy", params: bytemuck::bytes_of(&p), grid: grid_1d(p.total as usize), block: [BLOCK, 1, 1] };
+    let l = Launch::elementwise("copy", "slice_copy", &p, p.total as usize);
     device.launch(&l, &[src], &[dst])
 }
 
@@ -176,7 +176,13 @@ impl Tensor {
             None => {
                 let p = TransposeParams { batch: batch as u32, rows: rows as u32, cols: cols as u32, pad: 0 };
                 let grid = [cols.div_ceil(16).max(1) as u32, rows.div_ceil(16).max(1) as u32, batch.max(1) as u32];
-                let l = Launch { family: "copy", entry: "transpose", params: bytemuck::bytes_of(&p), grid, block: [16, 16, 1] };
+                let l = Launch {
+                    family: "copy",
+                    entry: "transpose",
+                    params: bytemuck::bytes_of(&p),
+                    grid,
+                    block: [16, 16, 1],
+                };
                 super::launch_out(dev, &l, &[self.storage()], self.numel())?
             }
         };

@@ -5,7 +5,7 @@
 pub mod cpu;
 
 use super::around_axis;
-use crate::backend::{grid_1d, Device, Launch, Storage, BLOCK};
+use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -51,7 +51,7 @@ fn scatter_add(g: &Tensor, idx: &Indices, shape: &[usize], p: Params) -> Result<
     match (g.storage().cpu(), &mut dx, &*idx.storage) {
         (Some(gv), Storage::Cpu(d), Storage::CpuU32(iv)) => cpu::scatter_add(gv, iv, d, &p),
         _ if total > 0 => {
-            let l = Launch { family: "gather", entry: "scatter_add", params: bytemuck::bytes_of(&p), grid: grid_1d(total), block: [BLOCK, 1, 1] };
+            let l = Launch::elementwise("gather", "scatter_add", &p, total);
             dev.launch(&l, &[g.storage(), &idx.storage], &[&dx])?;
         }
         _ => {}
@@ -64,7 +64,10 @@ impl Tensor {
         let ax = self.axis(axis)?;
         let (outer, src_n, inner) = around_axis(self.shape(), ax);
         if idx.bound != src_n {
-            return Err(Error::shape("gather", format!("indices for length {} used on axis of length {src_n}", idx.bound)));
+            return Err(Error::shape(
+                "gather",
+                format!("indices for length {} used on axis of length {src_n}", idx.bound),
+            ));
         }
         let p = Params { outer: outer as u32, src_n: src_n as u32, idx_n: idx.len as u32, inner: inner as u32 };
         let total = outer * idx.len * inner;
@@ -72,7 +75,7 @@ impl Tensor {
         let storage = match (self.storage().cpu(), &*idx.storage) {
             (Some(x), Storage::CpuU32(iv)) => Storage::Cpu(cpu::gather(x, iv, &p)),
             _ => {
-                let l = Launch { family: "gather", entry: "gather", params: bytemuck::bytes_of(&p), grid: grid_1d(total), block: [BLOCK, 1, 1] };
+                let l = Launch::elementwise("gather", "gather", &p, total);
                 super::launch_out(dev, &l, &[self.storage(), &idx.storage], total)?
             }
         };

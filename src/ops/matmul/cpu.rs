@@ -3,7 +3,18 @@ use rayon::prelude::*;
 
 /// C[b] = op(A[b]) op(B[b]) for b < batch; `sa`, `sb` are the batch strides (0 broadcasts).
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(a: &[f32], b: &[f32], batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool, sa: usize, sb: usize) -> Vec<f32> {
+pub fn matmul(
+    a: &[f32],
+    b: &[f32],
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    sa: usize,
+    sb: usize,
+) -> Vec<f32> {
     let mut c = vec![0.0f32; batch * m * n];
     if m * n == 0 {
         return c;
@@ -20,11 +31,25 @@ pub fn matmul(a: &[f32], b: &[f32], batch: usize, m: usize, n: usize, k: usize, 
         // op's shape logic); dst does not alias the inputs.
         unsafe {
             gemm::gemm(
-                m, n, k,
-                ci.as_mut_ptr(), 1, n as isize, false,
-                a.as_ptr().add(bi * sa), a_cs, a_rs,
-                b.as_ptr().add(bi * sb), b_cs, b_rs,
-                0.0, 1.0, false, false, false, par,
+                m,
+                n,
+                k,
+                ci.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr().add(bi * sa),
+                a_cs,
+                a_rs,
+                b.as_ptr().add(bi * sb),
+                b_cs,
+                b_rs,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
             );
         }
     };

@@ -77,7 +77,8 @@ pub fn matmul_t(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
                 b_batch_stride: sb as u32,
             };
             let grid = [n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, batch as u32];
-            let l = Launch { family: "matmul", entry: "matmul", params: bytemuck::bytes_of(&p), grid, block: [16, 16, 1] };
+            let l =
+                Launch { family: "matmul", entry: "matmul", params: bytemuck::bytes_of(&p), grid, block: [16, 16, 1] };
             launch_out(dev, &l, &[a.storage(), b.storage()], batch * m * n)?
         }
     };

@@ -7,7 +7,7 @@
 pub mod cpu;
 
 use super::{around_axis, launch_out};
-use crate::backend::{grid_1d, grid_blocks, Launch, Storage, BLOCK};
+use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -52,11 +52,7 @@ impl Tensor {
             Some(x) => Storage::Cpu(cpu::forward(op, x, outer, n, inner)),
             None => {
                 let p = Params { outer: outer as u32, n: n as u32, inner: inner as u32, op: op.code() };
-                let l = if inner == 1 {
-                    Launch { family: "reduce", entry: "reduce_rows", params: bytemuck::bytes_of(&p), grid: grid_blocks(outer), block: [BLOCK, 1, 1] }
-                } else {
-                    Launch { family: "reduce", entry: "reduce_cols", params: bytemuck::bytes_of(&p), grid: grid_1d(outer * inner), block: [BLOCK, 1, 1] }
-                };
+                let l = Launch::along_axis("reduce", ("reduce_rows", "reduce_cols"), &p, outer, inner);
                 launch_out(self.device(), &l, &[self.storage()], outer * inner)?
             }
         };

@@ -4,7 +4,7 @@
 pub mod cpu;
 
 use super::{around_axis, launch_out};
-use crate::backend::{grid_1d, grid_blocks, Launch, Storage, BLOCK};
+use crate::backend::{Launch, Storage};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -26,11 +26,7 @@ impl Tensor {
             Some(x) => Storage::Cpu(cpu::forward(x, outer, n, inner)),
             None => {
                 let p = Params { outer: outer as u32, n: n as u32, inner: inner as u32, pad: 0 };
-                let l = if inner == 1 {
-                    Launch { family: "softmax", entry: "softmax_rows", params: bytemuck::bytes_of(&p), grid: grid_blocks(outer), block: [BLOCK, 1, 1] }
-                } else {
-                    Launch { family: "softmax", entry: "softmax_cols", params: bytemuck::bytes_of(&p), grid: grid_1d(outer * inner), block: [BLOCK, 1, 1] }
-                };
+                let l = Launch::along_axis("softmax", ("softmax_rows", "softmax_cols"), &p, outer, inner);
                 launch_out(self.device(), &l, &[self.storage()], self.numel())?
             }
         };

@@ -15,7 +15,7 @@
 pub mod cpu;
 
 use super::launch_out;
-use crate::backend::{grid_1d, Device, Launch, BLOCK};
+use crate::backend::{Device, Launch};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -62,10 +62,6 @@ impl UnaryOp {
     }
 }
 
-fn launch<'a>(entry: &'static str, p: &'a Params, n: usize) -> Launch<'a> {
-    Launch { family: "unary", entry, params: bytemuck::bytes_of(p), grid: grid_1d(n), block: [BLOCK, 1, 1] }
-}
-
 /// dx = g * f'(x), given x and y = f(x).
 fn backward(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
     let dev = x.device();
@@ -73,7 +69,12 @@ fn backward(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
         (Some(x), Some(y), Some(g)) => crate::backend::Storage::Cpu(cpu::backward(op, x, y, g)),
         _ => {
             let p = op.params(x.numel());
-            launch_out(dev, &launch("unary_bwd", &p, x.numel()), &[x.storage(), y.storage(), g.storage()], x.numel())?
+            launch_out(
+                dev,
+                &Launch::elementwise("unary", "unary_bwd", &p, x.numel()),
+                &[x.storage(), y.storage(), g.storage()],
+                x.numel(),
+            )?
         }
     };
     Tensor::from_storage(storage, x.shape(), dev)
@@ -87,7 +88,7 @@ impl Tensor {
             Some(x) => crate::backend::Storage::Cpu(cpu::forward(op, x)),
             None => {
                 let p = op.params(n);
-                launch_out(dev, &launch("unary_fwd", &p, n), &[self.storage()], n)?
+                launch_out(dev, &Launch::elementwise("unary", "unary_fwd", &p, n), &[self.storage()], n)?
             }
         };
         Ok(Tensor::from_op(storage, self.shape().to_vec(), dev, &[self], move |inp, out, g| {
