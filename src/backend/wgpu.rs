@@ -227,12 +227,10 @@ impl WgpuDevice {
     }
 
     pub fn alloc(self: &Arc<Self>, len: usize) -> Result<WgpuBuffer> {
-        let b = self.buffer(len)?;
         if super::poison() {
-            self.flush()?;
-            self.queue.write_buffer(b.raw(), 0, bytemuck::cast_slice(&vec![f32::NAN; len.max(1)]));
+            return self.upload(bytemuck::cast_slice(&vec![f32::NAN; len.max(1)]), len);
         }
-        Ok(b)
+        self.buffer(len)
     }
 
     fn pipeline(&self, family: &'static str, entry: &'static str) -> Result<Arc<wgpu::ComputePipeline>> {
