@@ -5,6 +5,7 @@ use crate::backend::{self, Device};
 use crate::error::Result;
 use crate::ops::gather::Indices;
 use crate::ops::matmul::matmul_t;
+use crate::ops::spline::SplineCfg;
 use crate::optim::{Adam, AdamConfig, AdamKind};
 use crate::{autodiff, Tensor, Var};
 use rand::rngs::StdRng;
@@ -23,6 +24,10 @@ pub struct Case {
     pub range: (f32, f32),
     /// Piecewise linear with kinks (relu, max, ...): finite differences must step over no kink.
     pub kinks: bool,
+    /// False for ops with no backward (inverse transforms): gradient checks skip them.
+    pub grad: bool,
+    /// Relative error allowed against the CPU ([`TOL`] unless the op's conditioning says otherwise).
+    pub tol: f64,
     pub f: OpFn,
 }
 
@@ -32,8 +37,11 @@ fn case(
     range: (f32, f32),
     f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
 ) -> Case {
-    let kinks = ["relu", "leaky_relu", "max", "maximum", "minimum"].iter().any(|k| name.split(' ').next() == Some(k));
-    Case { name: name.into(), shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, kinks, f: Box::new(f) }
+    // Splines are C1 in x but their log-determinant has kinks at the knots.
+    let kinks =
+        ["relu", "leaky_relu", "max", "maximum", "minimum", "spline"].iter().any(|k| name.split(' ').next() == Some(k));
+    let grad = !name.contains("inverse");
+    Case { name: name.into(), shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, kinks, grad, tol: TOL, f: Box::new(f) }
 }
 
 /// Indices with repeats (so scatter-add must accumulate) for an axis of length `bound`.
@@ -97,6 +105,22 @@ pub fn cases() -> Vec<Case> {
     v.push(case("gather (axis 0)", &[&[41, 13]], sym, |x| x[0].gather(0, &indices(67, 41, x[0].device())?)));
     v.push(case("gather (axis 1)", &[&[5, 41, 3]], sym, |x| x[0].gather(1, &indices(29, 41, x[0].device())?)));
     v.push(case("reshape", &[&[6, 35]], sym, |x| x[0].reshape(&[5, 42])?.square()));
+    // Splines: x over [-3.5, 3.5] so some elements fall in the identity tails; raw parameters over the same range.
+    // The raw parameters are halved (to [-1.75, 1.75]): wider ones make bins ~1e-3 wide, where the
+    // gradients scale like 1/W^2 and f32 cancellation in (x - X_k) / W and in the softmax backward costs any
+    // backend ~1e-4 relative, and the inverse's quadratic root ~1e-5. Even at this range one exp that is 1 ulp
+    // off moves a knot enough to cost ~3e-5 on the gradient, hence the tolerance.
+    let wide = (-3.5, 3.5);
+    for (name, k, inverse) in [("spline K=10", 10, false), ("spline K=3", 3, false), ("spline inverse K=10", 10, true)] {
+        let cfg = SplineCfg { bins: k, ..SplineCfg::default() };
+        let mut c = case(name, &[&[37, 5], &[37, 5, 3 * k - 1]], wide, move |x| {
+            let run = || x[0].rq_spline(&x[1].scale(0.5)?, &cfg, inverse);
+            let (y, ld) = if inverse { autodiff::no_grad(run)? } else { run()? };
+            Tensor::concat(&[&y, &ld], 0)
+        });
+        c.tol = 1e-4;
+        v.push(c);
+    }
     v
 }
 
@@ -161,11 +185,12 @@ pub struct Row {
     pub fwd: f64,
     pub bwd: f64,
     pub error: Option<String>,
+    pub tol: f64,
 }
 
 impl Row {
     pub fn pass(&self) -> bool {
-        self.error.is_none() && self.fwd < TOL && self.bwd < TOL
+        self.error.is_none() && self.fwd < self.tol && self.bwd < self.tol
     }
 }
 
@@ -179,8 +204,8 @@ fn compare(c: &Case, device: &Device, rng: &mut StdRng) -> Row {
         Ok((rel_err(&out, &ref_out), bwd))
     };
     match run() {
-        Ok((fwd, bwd)) => Row { op: c.name.clone(), fwd, bwd, error: None },
-        Err(e) => Row { op: c.name.clone(), fwd: f64::NAN, bwd: f64::NAN, error: Some(e.to_string()) },
+        Ok((fwd, bwd)) => Row { op: c.name.clone(), fwd, bwd, error: None, tol: c.tol },
+        Err(e) => Row { op: c.name.clone(), fwd: f64::NAN, bwd: f64::NAN, error: Some(e.to_string()), tol: c.tol },
     }
 }
 
@@ -207,8 +232,8 @@ fn optim_row(kind: AdamKind, device: &Device, rng: &mut StdRng) -> Row {
         Ok(rel_err(&outs[1], &outs[0]))
     };
     match run() {
-        Ok(e) => Row { op: name, fwd: e, bwd: 0.0, error: None },
-        Err(e) => Row { op: name, fwd: f64::NAN, bwd: f64::NAN, error: Some(e.to_string()) },
+        Ok(e) => Row { op: name, fwd: e, bwd: 0.0, error: None, tol: TOL },
+        Err(e) => Row { op: name, fwd: f64::NAN, bwd: f64::NAN, error: Some(e.to_string()), tol: TOL },
     }
 }
 
@@ -227,11 +252,11 @@ pub fn run(device: &Device, seed: u64) -> Vec<Row> {
 /// The table `gforge selftest` prints.
 pub fn table(device: &Device, rows: &[Row]) -> String {
     use std::fmt::Write;
-    let mut s = format!("selftest on {device} against cpu (pass: relative error < {TOL:.0e})\n");
-    writeln!(s, "{:<22} {:>5} {:>12} {:>12}", "op", "pass", "fwd rel err", "bwd rel err").unwrap();
+    let mut s = format!("selftest on {device} against cpu (pass: relative error < tol)\n");
+    writeln!(s, "{:<22} {:>5} {:>12} {:>12} {:>8}", "op", "pass", "fwd rel err", "bwd rel err", "tol").unwrap();
     for r in rows {
         let mark = if r.pass() { "ok" } else { "FAIL" };
-        writeln!(s, "{:<22} {:>5} {:>12.2e} {:>12.2e}", r.op, mark, r.fwd, r.bwd).unwrap();
+        writeln!(s, "{:<22} {:>5} {:>12.2e} {:>12.2e} {:>8.0e}", r.op, mark, r.fwd, r.bwd, r.tol).unwrap();
         if let Some(e) = &r.error {
             writeln!(s, "    error: {e}").unwrap();
         }
