@@ -1,0 +1,56 @@
+//! Conditional normalizing flows over star vectors: one trait, a standard-normal base, and the shared
+//! log-probability and sampling code. Forward is data -> noise (what training differentiates); inverse is
+//! noise -> data (sampling, under no_grad).
+mod nsf;
+
+pub use nsf::{Nsf, NsfConfig};
+
+use crate::autodiff::{no_grad, Var};
+use crate::error::Result;
+use crate::nn::Module;
+use crate::tensor::Tensor;
+
+pub trait Flow: Module + Send + Sync {
+    /// Dimension of the modelled vectors.
+    fn dim(&self) -> usize;
+    /// Number of condition values per vector.
+    fn cond_dim(&self) -> usize;
+    /// x [B, D], c [B or 1, C] -> (z [B, D], log|det dz/dx| [B]).
+    fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)>;
+    /// z [B, D], c [B or 1, C] -> x [B, D]. Not differentiable.
+    fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor>;
+    /// The construction settings, stored in checkpoints.
+    fn config(&self) -> serde_json::Value;
+}
+
+/// log N(z; 0, I) per row: -|z|^2 / 2 - D/2 log(2 pi).
+pub fn base_log_prob(z: &Tensor) -> Result<Tensor> {
+    let d = z.shape()[z.rank() - 1] as f32;
+    z.square()?.sum(-1)?.affine(-0.5, -0.5 * d * (2.0 * std::f32::consts::PI).ln())
+}
+
+/// log q(x | c) per row [B].
+pub fn log_prob(flow: &dyn Flow, x: &Tensor, c: &Tensor) -> Result<Tensor> {
+    let (z, ld) = flow.forward(x, c)?;
+    base_log_prob(&z)?.add(&ld)
+}
+
+/// Mean negative log-likelihood of a batch (the training loss), a scalar tensor.
+pub fn nll(flow: &dyn Flow, x: &Tensor, c: &Tensor) -> Result<Tensor> {
+    log_prob(flow, x, c)?.mean_all()?.neg()
+}
+
+/// `n` vectors drawn from q(. | c) for one condition c [1, C] or per-row conditions [n, C].
+pub fn sample(flow: &dyn Flow, n: usize, c: &Tensor, rng: &mut impl rand::Rng) -> Result<Tensor> {
+    no_grad(|| {
+        let z = Tensor::randn(&[n, flow.dim()], rng, c.device())?;
+        flow.inverse(&z, c)
+    })
+}
+
+/// Every variable a checkpoint must hold: trainable ones then buffers.
+pub fn all_vars(flow: &dyn Flow) -> Vec<Var> {
+    let mut v = flow.vars();
+    v.extend(flow.buffers());
+    v
+}

@@ -1,0 +1,19 @@
+//! Layers built from the primitive ops: each owns its parameters as named [`Var`]s, so optimisers and
+//! checkpoints see one flat list. Names are dotted paths ("flow.3.coupling.net_a.0.w").
+mod linear;
+mod lu;
+
+pub use linear::{Linear, Mlp};
+pub use lu::LuLinear;
+
+use crate::autodiff::Var;
+
+/// Something with parameters. `buffers` are saved with the model but never trained (fixed permutations,
+/// signs, masks drawn at construction), so a checkpoint restores a model exactly even if the code that
+/// draws them changes.
+pub trait Module {
+    fn vars(&self) -> Vec<Var>;
+    fn buffers(&self) -> Vec<Var> {
+        Vec::new()
+    }
+}

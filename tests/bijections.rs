@@ -1,0 +1,160 @@
+//! Every bijection: inverse(forward(x)) = x, and its log-determinant against a brute-force Jacobian
+//! (the full Jacobian of the output, row by row through autodiff, whose rules tests/gradcheck.rs checks
+//! against finite differences; its log|det| in f64 by Gaussian elimination). On the CPU and every WGPU adapter.
+use galactic_forge::flows::{Flow, Nsf, NsfConfig};
+use galactic_forge::nn::LuLinear;
+use galactic_forge::ops::spline::SplineCfg;
+use galactic_forge::{backend, backward, no_grad, Device, Tensor};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+fn devices() -> Vec<Device> {
+    let mut v = vec![Device::Cpu];
+    let (infos, _) = backend::list_devices();
+    for i in infos.iter().filter(|i| i.spec.starts_with("wgpu")) {
+        v.push(Device::parse(&i.spec).unwrap());
+    }
+    v
+}
+
+fn uniform(n: usize, lo: f32, hi: f32, rng: &mut StdRng) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// log|det| of a row-major d x d matrix, in f64 (partial pivoting).
+fn log_abs_det(m: &[f64], d: usize) -> f64 {
+    let mut a = m.to_vec();
+    let mut acc = 0.0;
+    for c in 0..d {
+        let p = (c..d).max_by(|&i, &j| a[i * d + c].abs().total_cmp(&a[j * d + c].abs())).unwrap();
+        for k in 0..d {
+            a.swap(c * d + k, p * d + k);
+        }
+        let piv = a[c * d + c];
+        acc += piv.abs().ln();
+        for r in c + 1..d {
+            let f = a[r * d + c] / piv;
+            for k in c..d {
+                a[r * d + k] -= f * a[c * d + k];
+            }
+        }
+    }
+    acc
+}
+
+/// Per-row Jacobians dz/dx [B][D*D] of a row-wise map, one backward pass per output column.
+fn jacobians(f: &dyn Fn(&Tensor) -> Tensor, x: &[f32], b: usize, d: usize, dev: &Device) -> Vec<Vec<f64>> {
+    let mut jac = vec![vec![0.0; d * d]; b];
+    for i in 0..d {
+        let xt = Tensor::from_slice(x, &[b, d], dev).unwrap().requires_grad();
+        let z = f(&xt);
+        let pick: Vec<f32> = (0..b * d).map(|k| if k % d == i { 1.0 } else { 0.0 }).collect();
+        let loss = z.mul(&Tensor::from_slice(&pick, &[b, d], dev).unwrap()).unwrap().sum_all().unwrap();
+        let g = backward(&loss).unwrap().get(&xt).unwrap().to_vec().unwrap();
+        for r in 0..b {
+            for j in 0..d {
+                jac[r][i * d + j] = f64::from(g[r * d + j]);
+            }
+        }
+    }
+    jac
+}
+
+#[test]
+fn spline_inverts_and_its_log_det_is_the_derivative() {
+    let mut rng = StdRng::seed_from_u64(21);
+    for dev in devices() {
+        for k in [3usize, 10] {
+            let cfg = SplineCfg { bins: k, ..SplineCfg::default() };
+            let n = 301;
+            let x = uniform(n, -3.4, 3.4, &mut rng);
+            let th = uniform(n * (3 * k - 1), -2.0, 2.0, &mut rng);
+            let xt = Tensor::from_slice(&x, &[n], &dev).unwrap();
+            let tt = Tensor::from_slice(&th, &[n, 3 * k - 1], &dev).unwrap();
+            let (y, ld) = no_grad(|| xt.rq_spline(&tt, &cfg, false)).unwrap();
+            let (xb, ldi) = no_grad(|| y.rq_spline(&tt, &cfg, true)).unwrap();
+            let (y, ld, xb, ldi) = (y.to_vec().unwrap(), ld.to_vec().unwrap(), xb.to_vec().unwrap(), ldi.to_vec().unwrap());
+            for i in 0..n {
+                // f32 rounding of y (a few ulp) maps back to x through the slope dx/dy = exp(-ld).
+                let tol = 1e-5 * (1.0 + x[i].abs()) + 1e-6 * (1.0 + y[i].abs()) * (-ld[i]).exp();
+                assert!((xb[i] - x[i]).abs() < tol, "{dev} K={k}: x {} -> {} -> {}", x[i], y[i], xb[i]);
+                // The inverse's ξ carries the same slope-amplified rounding, and ld moves with ξ.
+                assert!((ld[i] + ldi[i]).abs() < 1e-4 * (1.0 + ld[i].abs()), "{dev} K={k}: ld {} inverse ld {}", ld[i], ldi[i]);
+                // The derivative by central differences in f64 around the f32 evaluation.
+                let h = 1e-2f32;
+                let at = |v: f32| {
+                    let t = Tensor::from_slice(&[v], &[1], &dev).unwrap();
+                    let th1 = Tensor::from_slice(&th[i * (3 * k - 1)..(i + 1) * (3 * k - 1)], &[1, 3 * k - 1], &dev).unwrap();
+                    f64::from(no_grad(|| t.rq_spline(&th1, &cfg, false)).unwrap().0.to_vec().unwrap()[0])
+                };
+                let (xp, xm) = (x[i] + h, x[i] - h);
+                let fd = (at(xp) - at(xm)) / f64::from(xp - xm);
+                let fd2 = (at(x[i] + h / 2.0) - at(x[i] - h / 2.0)) / f64::from(h);
+                // Richardson: (4 D(h/2) - D(h)) / 3; skip steps that straddle a knot (the second derivative jumps).
+                let est = (4.0 * fd2 - fd) / 3.0;
+                if (fd - fd2).abs() < 1e-3 * fd.abs() {
+                    // f32 rounding of y over a step h limits the estimate where the slope is small.
+                    let fd_noise = 4.0 * f64::from(f32::EPSILON) * (1.0 + f64::from(y[i].abs())) / (f64::from(h) * est);
+                    let e = (est.ln() - f64::from(ld[i])).abs();
+                    assert!(e < 2e-3 + fd_noise, "{dev} K={k}: x {} ld {} vs finite differences {}", x[i], ld[i], est.ln());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn lu_linear_inverts_and_log_det_matches_the_matrix() {
+    let mut rng = StdRng::seed_from_u64(5);
+    for dev in devices() {
+        let lu = LuLinear::new("lu", 10, &mut rng, &dev).unwrap();
+        // Move away from the orthogonal init so |det| != 1.
+        lu.log_s.set(Tensor::from_vec(uniform(10, -0.5, 0.5, &mut rng), &[10], &dev).unwrap());
+        lu.lower.set(Tensor::from_vec(uniform(100, -0.5, 0.5, &mut rng), &[10, 10], &dev).unwrap());
+        let w: Vec<f64> = lu.weight().unwrap().to_vec().unwrap().into_iter().map(f64::from).collect();
+        let ld = lu.log_s.get().sum_all().unwrap().item().unwrap();
+        assert!((log_abs_det(&w, 10) - f64::from(ld)).abs() < 1e-4, "{dev}: {} vs {ld}", log_abs_det(&w, 10));
+        let x = Tensor::from_vec(uniform(70, -2.0, 2.0, &mut rng), &[7, 10], &dev).unwrap();
+        let back = lu.forward(&x).unwrap().0.matmul(&lu.inverse_weight().unwrap()).unwrap();
+        let e = galactic_forge::selftest::rel_err(&back.to_vec().unwrap(), &x.to_vec().unwrap());
+        assert!(e < 1e-5, "{dev}: {e}");
+    }
+}
+
+#[test]
+fn nsf_inverts_and_log_det_matches_brute_force_jacobian() {
+    for dev in devices() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let cfg = NsfConfig {
+            dim: 5,
+            cond_dim: 3,
+            layers: 3,
+            hidden: 16,
+            depth: 3,
+            spline: SplineCfg { bins: 6, ..SplineCfg::default() },
+            seed: 3,
+            ..NsfConfig::galacticflow(5, 3)
+        };
+        let flow = Nsf::new(cfg, &dev).unwrap();
+        // Push the weights off their initial values so the splines are far from the identity.
+        for v in galactic_forge::nn::Module::vars(&flow) {
+            let t = v.get();
+            let noise = Tensor::from_vec(uniform(t.numel(), -0.3, 0.3, &mut rng), t.shape(), &dev).unwrap();
+            v.set(t.add(&noise).unwrap());
+        }
+        let (b, d) = (9, 5);
+        let x = uniform(b * d, -2.5, 2.5, &mut rng);
+        let c = Tensor::from_vec(uniform(b * 3, -1.0, 1.0, &mut rng), &[b, 3], &dev).unwrap();
+        let xt = Tensor::from_slice(&x, &[b, d], &dev).unwrap();
+        let (z, ld) = no_grad(|| flow.forward(&xt, &c)).unwrap();
+        let back = flow.inverse(&z, &c).unwrap().to_vec().unwrap();
+        let e = galactic_forge::selftest::rel_err(&back, &x);
+        assert!(e < 1e-4, "{dev}: inverse(forward(x)) relative error {e}");
+        let jac = jacobians(&|xt| flow.forward(xt, &c).unwrap().0, &x, b, d, &dev);
+        let ld = ld.to_vec().unwrap();
+        for r in 0..b {
+            let brute = log_abs_det(&jac[r], d);
+            assert!((brute - f64::from(ld[r])).abs() < 1e-3 * (1.0 + brute.abs()), "{dev} row {r}: {} vs {brute}", ld[r]);
+        }
+    }
+}
