@@ -92,7 +92,9 @@ impl Checkpoint {
                 ));
             }
         }
-        if let Some(extra) = self.tensors.keys().find(|k| !vars.iter().any(|v| v.name() == k.as_str())) {
+        // Optimiser state ("optim/...") is restored separately, by the trainer.
+        let is_extra = |k: &String| !k.starts_with("optim/") && !vars.iter().any(|v| v.name() == k.as_str());
+        if let Some(extra) = self.tensors.keys().find(|k| is_extra(k)) {
             return Err(ck(path, format!("entry '{extra}' does not belong to this model")));
         }
         for v in vars {

@@ -7,12 +7,14 @@
 pub mod autodiff;
 pub mod backend;
 pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod flows;
 pub mod io;
 pub mod kernels;
 pub mod nn;
 pub mod ops;
+pub mod pipeline;
 pub mod optim;
 pub mod selftest;
 pub mod tensor;

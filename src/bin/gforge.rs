@@ -1,7 +1,11 @@
 //! `gforge`: the GalacticForge command line.
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use galactic_forge::backend::{list_devices, Device};
+use galactic_forge::data::synthetic::{self, SynthConfig};
+use galactic_forge::flows::NsfConfig;
+use galactic_forge::pipeline::{self, forge, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -28,6 +32,195 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Generate synthetic data with exact densities.
+    Synth {
+        #[command(subcommand)]
+        what: SynthCmd,
+    },
+    /// Train, sample and evaluate star-particle flows.
+    Flow {
+        #[command(subcommand)]
+        cmd: FlowCmd,
+    },
+    /// The whole pipeline into one folder: synthesise -> clean -> train -> sample -> evaluate and plot.
+    Forge {
+        /// Run on the embedded default (synthetic galaxies); the only mode until real-data forging lands.
+        #[arg(long)]
+        demo: bool,
+        #[arg(long, default_value = "forge-demo")]
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Training epochs (the demo's default fits in a few minutes on 2 CPU cores).
+        #[arg(long)]
+        epochs: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SynthCmd {
+    /// NIHAO-like galaxies as <id>.npy files (GalacticFlow layout) plus truth.json.
+    Galaxies {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 24)]
+        galaxies: usize,
+        /// Star particle mass [Msun]; each galaxy gets M_star / m_particle stars within [n_min, n_max].
+        #[arg(long, default_value_t = 2e6)]
+        m_particle: f64,
+        #[arg(long, default_value_t = 2000)]
+        n_min: usize,
+        #[arg(long, default_value_t = 12000)]
+        n_max: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// nsf (GalacticFlow's neural spline flow).
+    #[arg(long, default_value = "nsf")]
+    model: String,
+    #[arg(long, default_value_t = 14)]
+    layers: usize,
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Linear layers per net.
+    #[arg(long, default_value_t = 4)]
+    depth: usize,
+    /// Spline bins.
+    #[arg(long, default_value_t = 10)]
+    bins: usize,
+}
+
+#[derive(Subcommand)]
+enum FlowCmd {
+    /// Train a flow on a folder of galaxies (.npy per galaxy, or one .npz).
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        /// Checkpoint written after every epoch.
+        #[arg(long, default_value = "flow.npz")]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        /// radam, adam or adamw.
+        #[arg(long, default_value = "radam")]
+        optimizer: String,
+        #[arg(long, default_value_t = 9e-5)]
+        lr: f32,
+        /// ExponentialLR factor, applied every --gamma-every batches.
+        #[arg(long, default_value_t = 0.998)]
+        gamma: f32,
+        #[arg(long, default_value_t = 10)]
+        gamma_every: u64,
+        #[arg(long)]
+        clip: Option<f32>,
+        #[arg(long)]
+        max_steps: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Comma-separated galaxy ids left out for validation (default: --val-fraction of them).
+        #[arg(long, value_delimiter = ',')]
+        val_ids: Vec<String>,
+        #[arg(long, default_value_t = 0.2)]
+        val_fraction: f64,
+        /// CSV of extra per-galaxy conditions: header `id,name1,...`.
+        #[arg(long)]
+        extra_conditions: Option<PathBuf>,
+        /// Continue from --out where it stopped.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Draw stars for one galaxy's condition, in physical units, into a .npy [N, 10].
+    Sample {
+        #[arg(long)]
+        model: PathBuf,
+        /// A galaxy id stored in the checkpoint.
+        #[arg(long)]
+        galaxy: Option<String>,
+        /// Physical condition values, comma-separated, in the checkpoint's condition order.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        condition: Option<Vec<f64>>,
+        #[arg(long)]
+        stars: u64,
+        #[arg(long, default_value = "stars.npy")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 300_000)]
+        chunk: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Held-out NLL, exact KL (synthetic data), linear MMD and Wasserstein distances, and plots.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "eval")]
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn flow_spec(m: &ModelArgs, cond_dim: usize, seed: u64) -> Result<FlowSpec> {
+    match m.model.as_str() {
+        "nsf" => Ok(FlowSpec::Nsf(NsfConfig {
+            layers: m.layers,
+            hidden: m.hidden,
+            depth: m.depth,
+            spline: galactic_forge::ops::spline::SplineCfg { bins: m.bins, ..Default::default() },
+            seed,
+            ..NsfConfig::galacticflow(10, cond_dim)
+        })),
+        o => Err(Error::Usage(format!("unknown model '{o}' (nsf)"))),
+    }
+}
+
+fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
+    match cmd {
+        FlowCmd::Train {
+            data, out, model, device, epochs, batch, optimizer, lr, gamma, gamma_every, clip, max_steps, seed,
+            val_ids, val_fraction, extra_conditions, resume,
+        } => {
+            let dev = Device::parse(&device)?;
+            let prep = PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() };
+            let p = pipeline::prepare(&data, &prep)?;
+            println!("{}", p.report);
+            println!("training on {} galaxies ({} stars), {} held out; device {dev}", p.train.len(),
+                p.train.iter().map(|g| g.n()).sum::<usize>(), p.val.len());
+            let spec = flow_spec(&model, p.standardizer.cond_names.len(), seed)?;
+            let tc = TrainConfig { epochs, batch, optimizer, lr, gamma, gamma_every, clip, max_steps, seed, ..Default::default() };
+            pipeline::train(&p, &spec, &prep, &tc, &out, &dev, resume, true)?;
+            println!("checkpoint: {}", out.display());
+            Ok(true)
+        }
+        FlowCmd::Sample { model, galaxy, condition, stars, out, chunk, seed, device } => {
+            let dev = Device::parse(&device)?;
+            let (m, _) = SavedModel::load(&model, &dev)?;
+            let c = pipeline::sample::condition(&m, galaxy.as_deref(), condition.as_deref())?;
+            pipeline::sample::sample_to_npy(&m, &c, stars, chunk, seed, &out, &dev, true)?;
+            println!("{stars} stars -> {}", out.display());
+            Ok(true)
+        }
+        FlowCmd::Eval { model, data, out, device, seed } => {
+            let dev = Device::parse(&device)?;
+            forge::evaluate(&model, &data, &out, &dev, seed)?;
+            Ok(true)
+        }
+    }
 }
 
 fn human_bytes(b: u64) -> String {
@@ -58,6 +251,22 @@ fn devices() -> Result<bool> {
 fn run(cli: Cli) -> Result<bool> {
     match cli.cmd {
         Cmd::Devices => devices(),
+        Cmd::Synth { what: SynthCmd::Galaxies { out, galaxies, m_particle, n_min, n_max, seed } } => {
+            let cfg = SynthConfig { galaxies, m_particle, n_min, n_max, seed };
+            let (gals, truth) = synthetic::generate(&cfg);
+            synthetic::write(&out, &gals, &truth)?;
+            let stars: usize = gals.iter().map(|g| g.n()).sum();
+            println!("{} galaxies, {stars} stars -> {}", gals.len(), out.display());
+            Ok(true)
+        }
+        Cmd::Flow { cmd } => flow_cmd(cmd),
+        Cmd::Forge { demo, out, device, epochs } => {
+            if !demo {
+                return Err(Error::Usage("only `gforge forge --demo` exists so far (real-data forging arrives with the autoencoder)".into()));
+            }
+            forge::demo(&out, &Device::parse(&device)?, epochs)?;
+            Ok(true)
+        }
         Cmd::Selftest { device, seed } => {
             let devs = match device {
                 Some(d) => vec![Device::parse(&d)?],

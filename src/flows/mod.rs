@@ -19,8 +19,6 @@ pub trait Flow: Module + Send + Sync {
     fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)>;
     /// z [B, D], c [B or 1, C] -> x [B, D]. Not differentiable.
     fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor>;
-    /// The construction settings, stored in checkpoints.
-    fn config(&self) -> serde_json::Value;
 }
 
 /// log N(z; 0, I) per row: -|z|^2 / 2 - D/2 log(2 pi).

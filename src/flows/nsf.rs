@@ -178,8 +178,4 @@ impl Flow for Nsf {
             Ok(h)
         })
     }
-
-    fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "model": "nsf", "nsf": self.cfg })
-    }
 }

@@ -129,6 +129,32 @@ impl Adam {
         }
     }
 
+    /// The moments as named vars ("optim/m/<param>", "optim/v/<param>") for checkpoints; parameters never
+    /// stepped have none.
+    pub fn state_vars(&self) -> Vec<Var> {
+        let mut out = Vec::new();
+        for (var, st) in self.vars.iter().zip(&self.state) {
+            if let Some((m, v)) = st {
+                out.push(Var::new(&format!("optim/m/{}", var.name()), m.clone()));
+                out.push(Var::new(&format!("optim/v/{}", var.name()), v.clone()));
+            }
+        }
+        out
+    }
+
+    /// Restores the moments and the step count saved by [`Adam::state_vars`].
+    pub fn load_state(&mut self, ck: &crate::checkpoint::Checkpoint, t: u64, dev: &crate::Device) -> Result<()> {
+        self.t = t;
+        for (var, st) in self.vars.iter().zip(self.state.iter_mut()) {
+            let (m, v) = (ck.tensors.get(&format!("optim/m/{}", var.name())), ck.tensors.get(&format!("optim/v/{}", var.name())));
+            *st = match (m, v) {
+                (Some(m), Some(v)) => Some((Tensor::from_ndarray(m, dev)?, Tensor::from_ndarray(v, dev)?)),
+                _ => None,
+            };
+        }
+        Ok(())
+    }
+
     /// One update of every parameter that has a gradient in `grads`.
     pub fn step(&mut self, grads: &Grads) -> Result<()> {
         self.t += 1;

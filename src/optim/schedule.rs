@@ -2,7 +2,7 @@
 
 /// lr = lr0 * gamma^(number of decays), one decay every `every` calls of `step` (GalacticFlow decays
 /// every 10 batches, and every 120 once lr <= `slow_below`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ExponentialLr {
     pub lr: f32,
     pub gamma: f32,

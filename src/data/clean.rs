@@ -1,0 +1,238 @@
+//! GalacticFlow's cleaning, per galaxy and in its order (REFERENCE.md section 1):
+//! 1. radial cut at the `r_percentile` of r = |(x, y, z)|, capped at `r_max`; if the cap applies, cut again
+//!    at the same percentile of r inside the cap;
+//! 2. drop the `drop_top_z` stars with the highest Z; keep [Fe/H] >= `feh_min` and [O/Fe] >= `ofe_min`;
+//! 3. drop the galaxy if fewer than `n_min` stars remain;
+//! 4. rotate in the x-y plane so the principal axis of the dense pixels (>= `pixel_quantile`) of a
+//!    `bins` x `bins` density histogram lies along x; velocities rotate the same way.
+use super::stats::percentile;
+use super::{Galaxy, METALS};
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CleanConfig {
+    pub r_percentile: f64,
+    pub r_max: f64,
+    pub drop_top_z: usize,
+    pub feh_min: f32,
+    pub ofe_min: f32,
+    pub n_min: usize,
+    pub bins: usize,
+    pub pixel_quantile: f64,
+}
+
+impl Default for CleanConfig {
+    /// GalacticFlow's thresholds (GalacticForge used 98/98 percentiles instead of 95).
+    fn default() -> Self {
+        CleanConfig {
+            r_percentile: 95.0,
+            r_max: 27.7,
+            drop_top_z: 10,
+            feh_min: -8.0,
+            ofe_min: -1.0,
+            n_min: 500,
+            bins: 100,
+            pixel_quantile: 0.9,
+        }
+    }
+}
+
+/// What cleaning did to a set of galaxies.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CleanReport {
+    pub galaxies_in: usize,
+    pub galaxies_cut: Vec<String>,
+    pub stars_in: usize,
+    pub stars_cut: usize,
+    /// Rotation applied to each kept galaxy (radians, by id).
+    pub rotations: Vec<(String, f64)>,
+    /// The radius each kept galaxy was cut at (kpc, by id): exact densities are truncated there.
+    pub radial_cuts: Vec<(String, f64)>,
+}
+
+impl std::fmt::Display for CleanReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = 100.0 * self.stars_cut as f64 / self.stars_in.max(1) as f64;
+        write!(
+            f,
+            "Cut out {} of {} galaxies, {} of {} stars (~{:.0}%)",
+            self.galaxies_cut.len(),
+            self.galaxies_in,
+            self.stars_cut,
+            self.stars_in,
+            pct
+        )
+    }
+}
+
+fn keep_rows(a: &Array2<f32>, keep: impl Fn(ndarray::ArrayView1<f32>) -> bool) -> Array2<f32> {
+    let idx: Vec<usize> = a.outer_iter().enumerate().filter(|(_, r)| keep(*r)).map(|(i, _)| i).collect();
+    a.select(Axis(0), &idx)
+}
+
+fn radius(r: ndarray::ArrayView1<f32>) -> f32 {
+    (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt()
+}
+
+/// Step 1: the radial cut; returns the kept stars and the radius cut at.
+pub fn radial_cut(stars: &Array2<f32>, cfg: &CleanConfig) -> (Array2<f32>, f64) {
+    let r: Vec<f32> = stars.outer_iter().map(radius).collect();
+    let mut rcut = percentile(&r, cfg.r_percentile);
+    let mut s = stars.clone();
+    if rcut > cfg.r_max {
+        s = keep_rows(&s, |row| f64::from(radius(row)) < cfg.r_max);
+        let inner: Vec<f32> = s.outer_iter().map(radius).collect();
+        rcut = percentile(&inner, cfg.r_percentile);
+    }
+    (keep_rows(&s, |row| f64::from(radius(row)) <= rcut), rcut)
+}
+
+/// Step 2: the metallicity cuts.
+pub fn metal_cut(stars: &Array2<f32>, cfg: &CleanConfig) -> Array2<f32> {
+    let mut order: Vec<usize> = (0..stars.nrows()).collect();
+    order.sort_by(|&a, &b| stars[[b, METALS]].total_cmp(&stars[[a, METALS]]));
+    let mut drop = vec![false; stars.nrows()];
+    order.iter().take(cfg.drop_top_z).for_each(|&i| drop[i] = true);
+    let idx: Vec<usize> =
+        (0..stars.nrows()).filter(|&i| !drop[i] && stars[[i, 7]] >= cfg.feh_min && stars[[i, 8]] >= cfg.ofe_min).collect();
+    stars.select(Axis(0), &idx)
+}
+
+/// Step 4's angle: the principal axis of the dense pixels of the x-y density histogram.
+pub fn principal_angle(stars: &Array2<f32>, cfg: &CleanConfig) -> f64 {
+    let (x, y) = (stars.column(0), stars.column(1));
+    let lo_hi = |v: ndarray::ArrayView1<f32>| {
+        let lo = v.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+        let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        (lo, if hi > lo { hi } else { lo + 1.0 })
+    };
+    let ((x0, x1), (y0, y1)) = (lo_hi(x), lo_hi(y));
+    let b = cfg.bins;
+    let mut h = vec![0f32; b * b];
+    for (&xv, &yv) in x.iter().zip(y.iter()) {
+        let i = (((f64::from(xv) - x0) / (x1 - x0) * b as f64) as usize).min(b - 1);
+        let j = (((f64::from(yv) - y0) / (y1 - y0) * b as f64) as usize).min(b - 1);
+        h[i * b + j] += 1.0;
+    }
+    let thr = percentile(&h, 100.0 * cfg.pixel_quantile);
+    let pts: Vec<(f64, f64)> = (0..b * b)
+        .filter(|&k| f64::from(h[k]) >= thr && h[k] > 0.0)
+        .map(|k| (x0 + ((k / b) as f64 + 0.5) * (x1 - x0) / b as f64, y0 + ((k % b) as f64 + 0.5) * (y1 - y0) / b as f64))
+        .collect();
+    if pts.len() < 2 {
+        return 0.0;
+    }
+    let n = pts.len() as f64;
+    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
+    for (px, py) in &pts {
+        sxx += (px - mx) * (px - mx);
+        syy += (py - my) * (py - my);
+        sxy += (px - mx) * (py - my);
+    }
+    // Angle of the leading eigenvector of the 2x2 covariance.
+    0.5 * (2.0 * sxy).atan2(sxx - syy)
+}
+
+/// Rotates positions and velocities by -angle in the x-y plane (the principal axis goes to x).
+pub fn rotate(stars: &mut Array2<f32>, angle: f64) {
+    let (c, s) = (angle.cos(), angle.sin());
+    for mut row in stars.outer_iter_mut() {
+        for (ix, iy) in [(0, 1), (3, 4)] {
+            let (x, y) = (f64::from(row[ix]), f64::from(row[iy]));
+            row[ix] = (c * x + s * y) as f32;
+            row[iy] = (-s * x + c * y) as f32;
+        }
+    }
+}
+
+/// Cleans every galaxy; returns the kept ones and the report.
+pub fn clean(galaxies: &[Galaxy], cfg: &CleanConfig) -> (Vec<Galaxy>, CleanReport) {
+    let mut rep = CleanReport { galaxies_in: galaxies.len(), ..Default::default() };
+    let mut kept = Vec::new();
+    for g in galaxies {
+        rep.stars_in += g.n();
+        let (s, rcut) = radial_cut(&g.stars, cfg);
+        let s = metal_cut(&s, cfg);
+        if s.nrows() < cfg.n_min {
+            rep.galaxies_cut.push(g.id.clone());
+            rep.stars_cut += g.n();
+            continue;
+        }
+        rep.stars_cut += g.n() - s.nrows();
+        let mut s = s;
+        let angle = principal_angle(&s, cfg);
+        rotate(&mut s, angle);
+        rep.rotations.push((g.id.clone(), angle));
+        rep.radial_cuts.push((g.id.clone(), rcut));
+        kept.push(Galaxy { id: g.id.clone(), stars: s });
+    }
+    (kept, rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    fn galaxy(n: usize, seed: u64, scale: f32) -> Array2<f32> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        Array2::from_shape_fn((n, 11), |(_, c)| match c {
+            0..=2 => scale * rng.random_range(-1.0f32..1.0),
+            6 => rng.random_range(0.001f32..0.03),
+            7 => rng.random_range(-1.0f32..0.3),
+            8 => rng.random_range(-0.2f32..0.4),
+            9 => 1e4,
+            _ => rng.random_range(0.1f32..13.0),
+        })
+    }
+
+    #[test]
+    fn radial_cut_keeps_the_percentile_and_applies_the_cap() {
+        let cfg = CleanConfig::default();
+        let g = galaxy(2000, 1, 10.0);
+        let (kept, _) = radial_cut(&g, &cfg);
+        assert_eq!(kept.nrows(), 1900, "95% of 2000 distinct radii");
+        // Far beyond the cap: everything kept lies inside r_max.
+        let big = galaxy(2000, 2, 100.0);
+        let (kept, _) = radial_cut(&big, &cfg);
+        assert!(kept.outer_iter().all(|r| f64::from(radius(r)) < cfg.r_max));
+        assert!(!kept.is_empty());
+    }
+
+    #[test]
+    fn metal_cut_drops_the_top_z_and_the_floors() {
+        let cfg = CleanConfig::default();
+        let mut g = galaxy(600, 3, 5.0);
+        g[[0, 7]] = -9.0;
+        g[[1, 8]] = -1.5;
+        let top = g.column(METALS).iter().copied().fold(f32::MIN, f32::max);
+        let kept = metal_cut(&g, &cfg);
+        assert_eq!(kept.nrows(), 600 - 10 - 2);
+        assert!(kept.column(METALS).iter().all(|&z| z < top));
+        assert!(kept.column(7).iter().all(|&v| v >= -8.0) && kept.column(8).iter().all(|&v| v >= -1.0));
+    }
+
+    #[test]
+    fn rotation_puts_an_elongated_galaxy_along_x() {
+        let cfg = CleanConfig::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let angle = 0.7f64;
+        let mut g = Array2::zeros((20000, 11));
+        for mut row in g.outer_iter_mut() {
+            // A bar 6:1 along `angle`.
+            let (u, v): (f64, f64) = (rng.random_range(-6.0..6.0), rng.random_range(-1.0..1.0));
+            row[0] = (u * angle.cos() - v * angle.sin()) as f32;
+            row[1] = (u * angle.sin() + v * angle.cos()) as f32;
+            row[3] = row[0];
+            row[4] = row[1];
+        }
+        let a = principal_angle(&g, &cfg);
+        assert!((a - angle).abs() < 0.05, "angle {a}");
+        rotate(&mut g, a);
+        let spread = |c: usize| g.column(c).iter().map(|v| v * v).sum::<f32>();
+        assert!(spread(0) > 10.0 * spread(1));
+        assert!(g.outer_iter().all(|r| (r[0] - r[3]).abs() < 1e-4 && (r[1] - r[4]).abs() < 1e-4));
+    }
+}

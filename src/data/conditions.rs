@@ -1,0 +1,174 @@
+//! Per-galaxy conditions and the standardisation shared by training and sampling.
+//! Conditions, in this one fixed order for training, sampling and evaluation alike: log10 M_stars
+//! (sum of the mass column), tau50 (median age), tau10 (10th-percentile age), Z_av (mean Z), then any
+//! extra per-galaxy columns (e.g. autoencoder latents) from a CSV keyed by galaxy id.
+//! Every star column and every condition is z-scored with the mean and std over the stacked star table
+//! (conditions weighted by each galaxy's star count, as GalacticFlow), and the statistics travel with
+//! the model so samples come back in physical units.
+use super::stats::{mean, percentile};
+use super::{Galaxy, AGE, MASS, METALS};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const BASE_CONDITIONS: [&str; 4] = ["log10_Mstars", "tau50", "tau10", "Z_av"];
+
+/// The four GalacticFlow conditions of one galaxy.
+pub fn base_conditions(g: &Galaxy) -> [f64; 4] {
+    let mass: f64 = g.stars.column(MASS).iter().map(|&m| f64::from(m)).sum();
+    let age = g.stars.column(AGE).to_vec();
+    let z = g.stars.column(METALS).to_vec();
+    [mass.max(f64::MIN_POSITIVE).log10(), percentile(&age, 50.0), percentile(&age, 10.0), mean(&z)]
+}
+
+/// Extra per-galaxy condition columns read from a CSV: a header `id,name1,name2,...`, then one row per galaxy.
+#[derive(Clone, Debug, Default)]
+pub struct ExtraConditions {
+    pub names: Vec<String>,
+    pub by_id: HashMap<String, Vec<f64>>,
+}
+
+impl ExtraConditions {
+    pub fn read_csv(path: &Path) -> Result<ExtraConditions> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header = lines.next().ok_or_else(|| Error::file(path, "empty condition file"))?;
+        let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+        if cols.len() < 2 || cols[0] != "id" {
+            return Err(Error::file(path, "the header must be `id,name1,name2,...`"));
+        }
+        let mut by_id = HashMap::new();
+        for (ln, line) in lines.enumerate() {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            if f.len() != cols.len() {
+                return Err(Error::file(path, format!("line {}: {} fields, header has {}", ln + 2, f.len(), cols.len())));
+            }
+            let vals = f[1..]
+                .iter()
+                .map(|v| v.parse::<f64>().ok().filter(|v| v.is_finite()))
+                .collect::<Option<Vec<f64>>>()
+                .ok_or_else(|| Error::file(path, format!("line {}: not all values are finite numbers", ln + 2)))?;
+            by_id.insert(f[0].to_string(), vals);
+        }
+        Ok(ExtraConditions { names: cols[1..].iter().map(|s| s.to_string()).collect(), by_id })
+    }
+}
+
+/// Condition names in order.
+pub fn condition_names(extra: Option<&ExtraConditions>) -> Vec<String> {
+    let mut v: Vec<String> = BASE_CONDITIONS.iter().map(|s| s.to_string()).collect();
+    if let Some(e) = extra {
+        v.extend(e.names.iter().cloned());
+    }
+    v
+}
+
+/// The full condition vector of a galaxy (physical units).
+pub fn conditions(g: &Galaxy, extra: Option<&ExtraConditions>) -> Result<Vec<f64>> {
+    let mut v = base_conditions(g).to_vec();
+    if let Some(e) = extra {
+        let x = e
+            .by_id
+            .get(&g.id)
+            .ok_or_else(|| Error::Data(format!("galaxy '{}' has no row in the extra-condition file", g.id)))?;
+        v.extend_from_slice(x);
+    }
+    Ok(v)
+}
+
+/// z-scoring statistics of the star columns and conditions.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Standardizer {
+    pub star_mean: Vec<f64>,
+    pub star_std: Vec<f64>,
+    pub cond_names: Vec<String>,
+    pub cond_mean: Vec<f64>,
+    pub cond_std: Vec<f64>,
+}
+
+fn mean_std(cols: usize, rows: impl Iterator<Item = (Vec<f64>, f64)>) -> (Vec<f64>, Vec<f64>) {
+    let (mut s, mut s2, mut w) = (vec![0.0; cols], vec![0.0; cols], 0.0);
+    for (r, wt) in rows {
+        for c in 0..cols {
+            s[c] += wt * r[c];
+            s2[c] += wt * r[c] * r[c];
+        }
+        w += wt;
+    }
+    let m: Vec<f64> = s.iter().map(|v| v / w).collect();
+    // A constant column keeps std 1, so it standardises to 0 instead of NaN.
+    let sd = (0..cols).map(|c| (s2[c] / w - m[c] * m[c]).max(0.0).sqrt()).map(|v| if v > 1e-12 { v } else { 1.0 }).collect();
+    (m, sd)
+}
+
+impl Standardizer {
+    /// Statistics over the stacked stars of `galaxies` (their modelled columns) and their conditions.
+    pub fn fit(galaxies: &[Galaxy], conds: &[Vec<f64>], cond_names: Vec<String>) -> Standardizer {
+        let stars = galaxies.iter().flat_map(|g| {
+            g.modelled().outer_iter().map(|r| (r.iter().map(|&v| f64::from(v)).collect(), 1.0)).collect::<Vec<_>>()
+        });
+        let (star_mean, star_std) = mean_std(super::MODELLED.len(), stars);
+        let c = cond_names.len();
+        let (cond_mean, cond_std) = mean_std(c, galaxies.iter().zip(conds).map(|(g, v)| (v.clone(), g.n() as f64)));
+        Standardizer { star_mean, star_std, cond_names, cond_mean, cond_std }
+    }
+
+    pub fn stars_to_model(&self, row: &[f32], out: &mut [f32]) {
+        for c in 0..row.len() {
+            out[c] = ((f64::from(row[c]) - self.star_mean[c]) / self.star_std[c]) as f32;
+        }
+    }
+
+    pub fn stars_to_physical(&self, row: &[f32], out: &mut [f32]) {
+        for c in 0..row.len() {
+            out[c] = (f64::from(row[c]) * self.star_std[c] + self.star_mean[c]) as f32;
+        }
+    }
+
+    pub fn cond_to_model(&self, c: &[f64]) -> Vec<f32> {
+        c.iter().enumerate().map(|(i, v)| ((v - self.cond_mean[i]) / self.cond_std[i]) as f32).collect()
+    }
+
+    /// log|d model / d physical| of one star: what converts a model-space density to physical units.
+    pub fn log_jacobian(&self) -> f64 {
+        -self.star_std.iter().map(|s| s.ln()).sum::<f64>()
+    }
+}
+
+/// Standardised stars of a set of galaxies, ready for mini-batches: x [N, 10], the galaxy of each star,
+/// and the standardised conditions per galaxy [G, C].
+pub struct StarSet {
+    pub ids: Vec<String>,
+    pub x: Vec<f32>,
+    pub galaxy: Vec<u32>,
+    pub cond: Vec<f32>,
+    pub cond_dim: usize,
+}
+
+impl StarSet {
+    pub fn build(galaxies: &[Galaxy], conds: &[Vec<f64>], st: &Standardizer) -> StarSet {
+        let d = super::MODELLED.len();
+        let n: usize = galaxies.iter().map(|g| g.n()).sum();
+        let (mut x, mut galaxy) = (vec![0.0; n * d], Vec::with_capacity(n));
+        let mut k = 0;
+        for (gi, g) in galaxies.iter().enumerate() {
+            for r in g.modelled().outer_iter() {
+                let row: Vec<f32> = r.to_vec();
+                st.stars_to_model(&row, &mut x[k * d..(k + 1) * d]);
+                galaxy.push(gi as u32);
+                k += 1;
+            }
+        }
+        let cond = conds.iter().flat_map(|c| st.cond_to_model(c)).collect();
+        StarSet { ids: galaxies.iter().map(|g| g.id.clone()).collect(), x, galaxy, cond, cond_dim: st.cond_names.len() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.galaxy.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.galaxy.is_empty()
+    }
+}

@@ -1,0 +1,13 @@
+//! The star-flow pipeline: data preparation (load, clean, conditions, standardise, split), training with
+//! checkpoints and resume, streaming sampling in physical units, and evaluation (NLL, exact KL, MMD,
+//! Wasserstein distances, plots). The `gforge flow ...` and `gforge forge` commands are thin wrappers.
+pub mod eval;
+pub mod forge;
+pub mod model;
+pub mod prepare;
+pub mod sample;
+pub mod train;
+
+pub use model::{build_flow, FlowSpec, SavedModel};
+pub use prepare::{prepare, PrepareConfig, Prepared};
+pub use train::{train, TrainConfig, TrainSummary};

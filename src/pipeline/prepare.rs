@@ -1,0 +1,81 @@
+//! Data preparation: load a folder (or .npz) of galaxies, clean them as GalacticFlow, compute the
+//! conditions, leave whole galaxies out for validation, fit the standardisation on the training galaxies.
+use crate::data::clean::{clean, CleanConfig, CleanReport};
+use crate::data::conditions::{condition_names, conditions, ExtraConditions, Standardizer, StarSet};
+use crate::data::{load, Galaxy};
+use crate::error::{Error, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PrepareConfig {
+    pub clean: CleanConfig,
+    /// Galaxies left out for validation, by id; if empty, `val_fraction` of them chosen with `seed`.
+    pub val_ids: Vec<String>,
+    pub val_fraction: f64,
+    pub seed: u64,
+    /// CSV of extra per-galaxy conditions (`id,name1,...`).
+    pub extra_conditions: Option<PathBuf>,
+}
+
+impl Default for PrepareConfig {
+    fn default() -> Self {
+        PrepareConfig { clean: CleanConfig::default(), val_ids: Vec::new(), val_fraction: 0.2, seed: 0, extra_conditions: None }
+    }
+}
+
+pub struct Prepared {
+    pub train: Vec<Galaxy>,
+    pub val: Vec<Galaxy>,
+    pub train_cond: Vec<Vec<f64>>,
+    pub val_cond: Vec<Vec<f64>>,
+    pub standardizer: Standardizer,
+    pub report: CleanReport,
+}
+
+impl Prepared {
+    pub fn train_set(&self) -> StarSet {
+        StarSet::build(&self.train, &self.train_cond, &self.standardizer)
+    }
+    pub fn val_set(&self) -> StarSet {
+        StarSet::build(&self.val, &self.val_cond, &self.standardizer)
+    }
+}
+
+/// Splits cleaned galaxies into (train, val) by id list or seeded fraction (at least one of each when
+/// there are two or more galaxies).
+fn split(gals: Vec<Galaxy>, cfg: &PrepareConfig) -> Result<(Vec<Galaxy>, Vec<Galaxy>)> {
+    let val_ids: Vec<String> = if !cfg.val_ids.is_empty() {
+        if let Some(missing) = cfg.val_ids.iter().find(|id| !gals.iter().any(|g| &&g.id == id)) {
+            return Err(Error::Data(format!("validation galaxy '{missing}' is not among the cleaned galaxies")));
+        }
+        cfg.val_ids.clone()
+    } else {
+        let mut ids: Vec<String> = gals.iter().map(|g| g.id.clone()).collect();
+        ids.shuffle(&mut rand::rngs::StdRng::seed_from_u64(cfg.seed));
+        let k = ((gals.len() as f64 * cfg.val_fraction).round() as usize).clamp(usize::from(gals.len() >= 2), gals.len().saturating_sub(1));
+        ids.truncate(k);
+        ids
+    };
+    let (val, train): (Vec<Galaxy>, Vec<Galaxy>) = gals.into_iter().partition(|g| val_ids.contains(&g.id));
+    if train.is_empty() {
+        return Err(Error::Data("no galaxies left for training".into()));
+    }
+    Ok((train, val))
+}
+
+pub fn prepare(data: &Path, cfg: &PrepareConfig) -> Result<Prepared> {
+    let raw = load(data)?;
+    let (kept, report) = clean(&raw, &cfg.clean);
+    if kept.is_empty() {
+        return Err(Error::Data(format!("{report}: no galaxy has {} stars after cleaning", cfg.clean.n_min)));
+    }
+    let extra = cfg.extra_conditions.as_deref().map(ExtraConditions::read_csv).transpose()?;
+    let (train, val) = split(kept, cfg)?;
+    let conds = |gs: &[Galaxy]| gs.iter().map(|g| conditions(g, extra.as_ref())).collect::<Result<Vec<_>>>();
+    let (train_cond, val_cond) = (conds(&train)?, conds(&val)?);
+    let standardizer = Standardizer::fit(&train, &train_cond, condition_names(extra.as_ref()));
+    Ok(Prepared { train, val, train_cond, val_cond, standardizer, report })
+}
