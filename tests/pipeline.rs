@@ -1,0 +1,162 @@
+//! The star-flow pipeline as a user meets it: bad data gets one clear error, training resumes exactly,
+//! a diverging run leaves the last checkpoint intact, sampling streams reproducibly.
+use galactic_forge::data::synthetic::{self, SynthConfig};
+use galactic_forge::data::clean::CleanConfig;
+use galactic_forge::flows::NsfConfig;
+use galactic_forge::ops::spline::SplineCfg;
+use galactic_forge::pipeline::{self, sample, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
+use galactic_forge::{checkpoint, Device};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn gforge(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gforge")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gforge-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Four small synthetic galaxies (700 stars each) written as a data folder.
+fn small_data(name: &str) -> PathBuf {
+    let d = tmpdir(name);
+    let cfg = SynthConfig { galaxies: 4, m_particle: 1e12, n_min: 700, n_max: 700, seed: 3 };
+    let (gals, truth) = synthetic::generate(&cfg);
+    synthetic::write(&d, &gals, &truth).unwrap();
+    d
+}
+
+fn prep() -> PrepareConfig {
+    PrepareConfig { val_ids: vec!["g003".into()], clean: CleanConfig { n_min: 100, ..Default::default() }, ..Default::default() }
+}
+
+fn spec() -> FlowSpec {
+    FlowSpec::Nsf(NsfConfig {
+        layers: 2,
+        hidden: 16,
+        depth: 2,
+        spline: SplineCfg { bins: 4, ..Default::default() },
+        ..NsfConfig::galacticflow(10, 4)
+    })
+}
+
+fn tc(epochs: usize) -> TrainConfig {
+    TrainConfig { epochs, batch: 256, optimizer: "adam".into(), lr: 1e-3, ..Default::default() }
+}
+
+fn write_raw_npy(path: &Path, rows: usize, cols: usize, values: impl Fn(usize) -> f32) {
+    let mut bytes = sample::npy_header(rows as u64, cols);
+    for i in 0..rows * cols {
+        bytes.extend_from_slice(&values(i).to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// One `gforge: ...` line naming `what`, a non-zero exit, no panic.
+fn assert_clear_error(args: &[&str], what: &str) {
+    let (code, _, err) = gforge(args);
+    assert_ne!(code, 0, "{args:?} succeeded");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("gforge:")).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    assert!(lines[0].contains(what), "{args:?}: expected '{what}' in {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_data_gets_one_clear_error_naming_the_file() {
+    let d = tmpdir("bad");
+    let train = |dir: &Path| {
+        let s = dir.to_str().unwrap().to_string();
+        vec!["flow".to_string(), "train".into(), "--data".into(), s, "--device".into(), "cpu".into(), "--epochs".into(), "1".into()]
+    };
+    let run = |dir: &Path, what: &str| {
+        let a = train(dir);
+        assert_clear_error(&a.iter().map(String::as_str).collect::<Vec<_>>(), what);
+    };
+    run(&d.join("missing"), "no such file or folder");
+    run(&d, "no .npy galaxy files");
+    // Ten columns.
+    let ten = tmpdir("ten");
+    write_raw_npy(&ten.join("g1.npy"), 50, 10, |i| i as f32);
+    run(&ten, "g1.npy");
+    // A NaN star.
+    let nan = tmpdir("nan");
+    write_raw_npy(&nan.join("g2.npy"), 50, 11, |i| if i == 11 * 7 + 3 { f32::NAN } else { 1.0 });
+    run(&nan, "non-finite value NaN in star 7");
+    // Truncated: the header promises more rows than the file holds.
+    let tr = tmpdir("trunc");
+    write_raw_npy(&tr.join("g3.npy"), 50, 11, |_| 1.0);
+    let bytes = std::fs::read(tr.join("g3.npy")).unwrap();
+    std::fs::write(tr.join("g3.npy"), &bytes[..bytes.len() - 100]).unwrap();
+    run(&tr, "truncated");
+}
+
+#[test]
+fn resume_continues_bit_identically_on_the_cpu() {
+    let data = small_data("resume");
+    let p = pipeline::prepare(&data, &prep()).unwrap();
+    let (a, b) = (data.join("straight.npz"), data.join("resumed.npz"));
+    pipeline::train(&p, &spec(), &prep(), &tc(2), &a, &Device::Cpu, false, false).unwrap();
+    pipeline::train(&p, &spec(), &prep(), &tc(1), &b, &Device::Cpu, false, false).unwrap();
+    pipeline::train(&p, &spec(), &prep(), &tc(2), &b, &Device::Cpu, true, false).unwrap();
+    let (ca, cb) = (checkpoint::load(&a).unwrap(), checkpoint::load(&b).unwrap());
+    assert_eq!(ca.tensors.len(), cb.tensors.len());
+    for (name, t) in &ca.tensors {
+        assert_eq!(t, &cb.tensors[name], "{name} differs after resume");
+    }
+    assert_eq!(ca.config["state"]["step"], cb.config["state"]["step"]);
+}
+
+#[test]
+fn a_diverging_run_stops_and_leaves_the_checkpoint_intact() {
+    let data = small_data("diverge");
+    let p = pipeline::prepare(&data, &prep()).unwrap();
+    let ck = data.join("model.npz");
+    pipeline::train(&p, &spec(), &prep(), &tc(1), &ck, &Device::Cpu, false, false).unwrap();
+    // Rewrite the checkpoint with an absurd learning rate in its saved schedule, then resume.
+    let (model, c) = SavedModel::load(&ck, &Device::Cpu).unwrap();
+    let mut config = model.config.clone();
+    config["state"]["schedule"]["lr"] = serde_json::json!(1e30);
+    let mut vars = galactic_forge::flows::all_vars(model.flow.as_ref());
+    vars.extend(c.tensors.iter().filter(|(k, _)| k.starts_with("optim/")).map(|(k, v)| {
+        galactic_forge::Var::new(k, galactic_forge::Tensor::from_ndarray(v, &Device::Cpu).unwrap())
+    }));
+    checkpoint::save(&ck, &vars, &config).unwrap();
+    let before = std::fs::read(&ck).unwrap();
+    let err = pipeline::train(&p, &spec(), &prep(), &tc(3), &ck, &Device::Cpu, true, false).err().expect("must diverge");
+    assert!(err.to_string().contains("non-finite loss"), "{err}");
+    assert_eq!(std::fs::read(&ck).unwrap(), before, "the last good checkpoint was modified");
+    assert!(checkpoint::load(&ck).is_ok());
+}
+
+#[test]
+fn sampling_streams_reproducibly_in_physical_units() {
+    let data = small_data("sample");
+    let p = pipeline::prepare(&data, &prep()).unwrap();
+    let ck = data.join("model.npz");
+    pipeline::train(&p, &spec(), &prep(), &tc(1), &ck, &Device::Cpu, false, false).unwrap();
+    let (m, _) = SavedModel::load(&ck, &Device::Cpu).unwrap();
+    let c = sample::condition(&m, Some("g003"), None).unwrap();
+    let (a, b) = (data.join("a.npy"), data.join("b.npy"));
+    sample::sample_to_npy(&m, &c, 1001, 7, 5, &a, &Device::Cpu, false).unwrap();
+    sample::sample_to_npy(&m, &c, 1001, 4096, 5, &b, &Device::Cpu, false).unwrap();
+    let (xa, xb) = (galactic_forge::io::read_npy_f32(&a).unwrap(), galactic_forge::io::read_npy_f32(&b).unwrap());
+    assert_eq!(xa.shape(), &[1001, 10]);
+    assert_eq!(xa, xb, "the chunk size changed the samples");
+    assert!(xa.iter().all(|v| v.is_finite()));
+    // Physical units: the age column lies in the data's range, not around 0 with unit spread.
+    let ages: Vec<f32> = xa.outer_iter().map(|r| r[9]).collect();
+    let mean_age = ages.iter().sum::<f32>() / ages.len() as f32;
+    assert!(mean_age > 1.0 && mean_age < 13.0, "{mean_age}");
+    // The CLI: unknown galaxy and wrong condition length are usage errors.
+    let ckp = ck.to_str().unwrap();
+    assert_clear_error(&["flow", "sample", "--model", ckp, "--galaxy", "nope", "--stars", "5", "--device", "cpu"], "nope");
+    assert_clear_error(&["flow", "sample", "--model", ckp, "--condition", "1,2", "--stars", "5", "--device", "cpu"], "4 finite values");
+    let corrupt = data.join("corrupt.npz");
+    std::fs::write(&corrupt, &std::fs::read(&ck).unwrap()[..300]).unwrap();
+    assert_clear_error(&["flow", "sample", "--model", corrupt.to_str().unwrap(), "--galaxy", "g003", "--stars", "5", "--device", "cpu"], "corrupt.npz");
+}
