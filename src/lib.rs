@@ -15,6 +15,7 @@ pub mod kernels;
 pub mod nn;
 pub mod ops;
 pub mod pipeline;
+pub mod plot;
 pub mod optim;
 pub mod selftest;
 pub mod tensor;

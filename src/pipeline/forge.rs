@@ -38,6 +38,7 @@ pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: 
         let r_cut = p.report.radial_cuts.iter().find(|(id, _)| id == &g.id).map(|(_, r)| *r);
         let t = truth.as_ref().and_then(|t| t.get(&g.id)).zip(r_cut);
         all.push(galaxy_metrics(&model, g, c, &samples, t, dev)?);
+        plots(&out.join("plots"), &g.id, &g.modelled().iter().copied().collect::<Vec<f32>>(), &samples)?;
     }
     println!("{:<8} {:>7} {:>10} {:>16} {:>10} {:>10}", "galaxy", "stars", "NLL", "exact KL", "true NLL", "lin. MMD");
     for m in &all {
@@ -65,6 +66,24 @@ pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: 
     Ok(all)
 }
 
+/// GalacticFlow's evaluation figures for one galaxy: corner plot, 1-D histograms (300 bins) and x-y maps of
+/// mean [Fe/H], [O/Fe] and age with the residual (data - flow) / data on pixels with >= 5 stars.
+fn plots(dir: &Path, id: &str, data: &[f32], flow: &[f32]) -> Result<()> {
+    use crate::plot;
+    let names: Vec<&str> = plot::STAR_COLUMNS.to_vec();
+    let d = names.len();
+    let err = |e: plot::PlotError| Error::file(dir, e.to_string());
+    let title = format!("galaxy {id}: data (blue) vs flow (orange)");
+    plot::corner(dir.join(format!("{id}_corner.png")), data, flow, d, &names, &title).map_err(err)?;
+    plot::histograms(dir.join(format!("{id}_histograms.png")), data, flow, d, &names, 300, &title).map_err(err)?;
+    // A square x-y window holding 99% of the data's stars.
+    let r: Vec<f32> = data.chunks(d).map(|s| s[0].abs().max(s[1].abs())).collect();
+    let half = crate::data::stats::percentile(&r, 99.0).max(1e-3);
+    let quantities = [(7, "[Fe/H]"), (8, "[O/Fe]"), (9, "age [Gyr]")];
+    plot::xy_maps(dir.join(format!("{id}_xy_maps.png")), data, flow, d, &quantities, [-half, half, -half, half], 40, 5)
+        .map_err(err)
+}
+
 /// The demo's flow: GalacticFlow's NSF made smaller so that it trains in minutes on 2 CPU cores
 /// (GalacticFlow: 14 layers of 4 x 128; here 6 layers of 3 x 64, same spline).
 pub fn demo_spec(cond_dim: usize) -> FlowSpec {
@@ -88,11 +107,22 @@ pub fn demo(out: &Path, dev: &Device, epochs: Option<usize>) -> Result<()> {
     let p = prepare(&data, &prep)?;
     println!("[2/4] cleaning: {}; {} galaxies for training, {} held out", p.report, p.train.len(), p.val.len());
     let spec = demo_spec(p.standardizer.cond_names.len());
-    let tc = demo_train(epochs.unwrap_or(8));
+    let tc = demo_train(epochs.unwrap_or(12));
     let ckpt = out.join("model.npz");
     println!("[3/4] training the NSF on {dev}");
     let summary = train(&p, &spec, &prep, &tc, &ckpt, dev, false, true)?;
     write_json(&out.join("training.json"), &summary.state.history)?;
+    let train_curve: Vec<(f64, f64)> = summary.state.history.iter().map(|h| (h.epoch as f64, h.train_nll)).collect();
+    let val_curve: Vec<(f64, f64)> =
+        summary.state.history.iter().filter_map(|h| h.val_nll.map(|v| (h.epoch as f64, v))).collect();
+    crate::plot::curves(
+        out.join("training.png"),
+        &[("training", &train_curve), ("held-out galaxies", &val_curve)],
+        "epoch",
+        "NLL [nats/star, standardised]",
+        "NSF training",
+    )
+    .map_err(|e| Error::file(out, e.to_string()))?;
     println!("[4/4] sampling and evaluating the held-out galaxies");
     evaluate(&ckpt, &data, &out.join("eval"), dev, 0)?;
     println!("done in {:.0} s: {}", t0.elapsed().as_secs_f64(), out.display());
