@@ -1,7 +1,7 @@
 //! Every bijection: inverse(forward(x)) = x, and its log-determinant against a brute-force Jacobian
 //! (the full Jacobian of the output, row by row through autodiff, whose rules tests/gradcheck.rs checks
 //! against finite differences; its log|det| in f64 by Gaussian elimination). On the CPU and every WGPU adapter.
-use galactic_forge::flows::{Flow, Nsf, NsfConfig};
+use galactic_forge::flows::{Flow, Maf, MafConfig, Nsf, NsfConfig};
 use galactic_forge::nn::LuLinear;
 use galactic_forge::ops::spline::SplineCfg;
 use galactic_forge::{backend, backward, no_grad, Device, Tensor};
@@ -121,13 +121,34 @@ fn lu_linear_inverts_and_log_det_matches_the_matrix() {
     }
 }
 
+/// inverse(forward(x)) = x and log|det dz/dx| against the brute-force Jacobian, with every weight pushed
+/// off its initial value so the transforms are far from the identity.
+fn check_flow(flow: &dyn Flow, dev: &Device, rng: &mut StdRng) {
+    for v in galactic_forge::nn::Module::vars(flow) {
+        let t = v.get();
+        let noise = Tensor::from_vec(uniform(t.numel(), -0.3, 0.3, rng), t.shape(), dev).unwrap();
+        v.set(t.add(&noise).unwrap());
+    }
+    let (b, d, nc) = (9, flow.dim(), flow.cond_dim());
+    let x = uniform(b * d, -2.5, 2.5, rng);
+    let c = Tensor::from_vec(uniform(b * nc, -1.0, 1.0, rng), &[b, nc], dev).unwrap();
+    let xt = Tensor::from_slice(&x, &[b, d], dev).unwrap();
+    let (z, ld) = no_grad(|| flow.forward(&xt, &c)).unwrap();
+    let back = flow.inverse(&z, &c).unwrap().to_vec().unwrap();
+    let e = galactic_forge::selftest::rel_err(&back, &x);
+    assert!(e < 1e-4, "{dev}: inverse(forward(x)) relative error {e}");
+    let jac = jacobians(&|xt| flow.forward(xt, &c).unwrap().0, &x, b, d, dev);
+    let ld = ld.to_vec().unwrap();
+    for r in 0..b {
+        let brute = log_abs_det(&jac[r], d);
+        assert!((brute - f64::from(ld[r])).abs() < 1e-3 * (1.0 + brute.abs()), "{dev} row {r}: {} vs {brute}", ld[r]);
+    }
+}
+
 #[test]
 fn nsf_inverts_and_log_det_matches_brute_force_jacobian() {
     for dev in devices() {
-        let mut rng = StdRng::seed_from_u64(9);
         let cfg = NsfConfig {
-            dim: 5,
-            cond_dim: 3,
             layers: 3,
             hidden: 16,
             depth: 3,
@@ -135,26 +156,14 @@ fn nsf_inverts_and_log_det_matches_brute_force_jacobian() {
             seed: 3,
             ..NsfConfig::galacticflow(5, 3)
         };
-        let flow = Nsf::new(cfg, &dev).unwrap();
-        // Push the weights off their initial values so the splines are far from the identity.
-        for v in galactic_forge::nn::Module::vars(&flow) {
-            let t = v.get();
-            let noise = Tensor::from_vec(uniform(t.numel(), -0.3, 0.3, &mut rng), t.shape(), &dev).unwrap();
-            v.set(t.add(&noise).unwrap());
-        }
-        let (b, d) = (9, 5);
-        let x = uniform(b * d, -2.5, 2.5, &mut rng);
-        let c = Tensor::from_vec(uniform(b * 3, -1.0, 1.0, &mut rng), &[b, 3], &dev).unwrap();
-        let xt = Tensor::from_slice(&x, &[b, d], &dev).unwrap();
-        let (z, ld) = no_grad(|| flow.forward(&xt, &c)).unwrap();
-        let back = flow.inverse(&z, &c).unwrap().to_vec().unwrap();
-        let e = galactic_forge::selftest::rel_err(&back, &x);
-        assert!(e < 1e-4, "{dev}: inverse(forward(x)) relative error {e}");
-        let jac = jacobians(&|xt| flow.forward(xt, &c).unwrap().0, &x, b, d, &dev);
-        let ld = ld.to_vec().unwrap();
-        for r in 0..b {
-            let brute = log_abs_det(&jac[r], d);
-            assert!((brute - f64::from(ld[r])).abs() < 1e-3 * (1.0 + brute.abs()), "{dev} row {r}: {} vs {brute}", ld[r]);
-        }
+        check_flow(&Nsf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(9));
+    }
+}
+
+#[test]
+fn maf_inverts_and_log_det_matches_brute_force_jacobian() {
+    for dev in devices() {
+        let cfg = MafConfig { transforms: 3, hidden: vec![24, 24], seed: 4, ..MafConfig::galacticforge(6, 2) };
+        check_flow(&Maf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(11));
     }
 }

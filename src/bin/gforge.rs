@@ -2,7 +2,7 @@
 use clap::{Args, Parser, Subcommand};
 use galactic_forge::backend::{list_devices, Device};
 use galactic_forge::data::synthetic::{self, SynthConfig};
-use galactic_forge::flows::NsfConfig;
+use galactic_forge::flows::{MafConfig, NsfConfig};
 use galactic_forge::pipeline::{self, forge, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
 use std::path::PathBuf;
@@ -79,7 +79,8 @@ enum SynthCmd {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// nsf (GalacticFlow's neural spline flow).
+    /// nsf (GalacticFlow's neural spline flow) or maf (masked autoregressive flow; --layers transforms,
+    /// --depth - 1 hidden layers of --hidden units).
     #[arg(long, default_value = "nsf")]
     model: String,
     #[arg(long, default_value_t = 14)]
@@ -185,7 +186,14 @@ fn flow_spec(m: &ModelArgs, cond_dim: usize, seed: u64) -> Result<FlowSpec> {
             seed,
             ..NsfConfig::galacticflow(10, cond_dim)
         })),
-        o => Err(Error::Usage(format!("unknown model '{o}' (nsf)"))),
+        // zuko's MAF as GalacticForge ran it: --layers transforms, (hidden, hidden) MADEs.
+        "maf" => Ok(FlowSpec::Maf(MafConfig {
+            transforms: m.layers,
+            hidden: vec![m.hidden; m.depth.saturating_sub(1).max(1)],
+            seed,
+            ..MafConfig::galacticforge(10, cond_dim)
+        })),
+        o => Err(Error::Usage(format!("unknown model '{o}' (nsf, maf)"))),
     }
 }
 

@@ -1,8 +1,10 @@
 //! Conditional normalizing flows over star vectors: one trait, a standard-normal base, and the shared
 //! log-probability and sampling code. Forward is data -> noise (what training differentiates); inverse is
 //! noise -> data (sampling, under no_grad).
+mod maf;
 mod nsf;
 
+pub use maf::{Maf, MafConfig};
 pub use nsf::{Nsf, NsfConfig};
 
 use crate::autodiff::{no_grad, Var};

@@ -2,9 +2,11 @@
 //! checkpoints see one flat list. Names are dotted paths ("flow.3.coupling.net_a.0.w").
 mod linear;
 mod lu;
+mod made;
 
 pub use linear::{Linear, Mlp};
 pub use lu::LuLinear;
+pub use made::{Made, MaskedLinear};
 
 use crate::autodiff::Var;
 

@@ -4,7 +4,7 @@ use crate::backend::Device;
 use crate::checkpoint;
 use crate::data::conditions::Standardizer;
 use crate::error::{Error, Result};
-use crate::flows::{Flow, Nsf, NsfConfig};
+use crate::flows::{Flow, Maf, MafConfig, Nsf, NsfConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -13,12 +13,14 @@ use std::path::Path;
 #[serde(tag = "model", rename_all = "lowercase")]
 pub enum FlowSpec {
     Nsf(NsfConfig),
+    Maf(MafConfig),
 }
 
 impl FlowSpec {
     pub fn name(&self) -> &'static str {
         match self {
             FlowSpec::Nsf(_) => "nsf",
+            FlowSpec::Maf(_) => "maf",
         }
     }
 }
@@ -26,6 +28,7 @@ impl FlowSpec {
 pub fn build_flow(spec: &FlowSpec, dev: &Device) -> Result<Box<dyn Flow>> {
     Ok(match spec {
         FlowSpec::Nsf(c) => Box::new(Nsf::new(c.clone(), dev)?),
+        FlowSpec::Maf(c) => Box::new(Maf::new(c.clone(), dev)?),
     })
 }
 
