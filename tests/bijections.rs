@@ -1,7 +1,7 @@
 //! Every bijection: inverse(forward(x)) = x, and its log-determinant against a brute-force Jacobian
 //! (the full Jacobian of the output, row by row through autodiff, whose rules tests/gradcheck.rs checks
 //! against finite differences; its log|det| in f64 by Gaussian elimination). On the CPU and every WGPU adapter.
-use galactic_forge::flows::{Flow, Maf, MafConfig, Nsf, NsfConfig};
+use galactic_forge::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig};
 use galactic_forge::nn::LuLinear;
 use galactic_forge::ops::spline::SplineCfg;
 use galactic_forge::{backend, backward, no_grad, Device, Tensor};
@@ -165,5 +165,15 @@ fn maf_inverts_and_log_det_matches_brute_force_jacobian() {
     for dev in devices() {
         let cfg = MafConfig { transforms: 3, hidden: vec![24, 24], seed: 4, ..MafConfig::galacticforge(6, 2) };
         check_flow(&Maf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(11));
+    }
+}
+
+#[test]
+fn nice_inverts_and_log_det_matches_brute_force_jacobian() {
+    for dev in devices() {
+        for affine in [false, true] {
+            let cfg = NiceConfig { transforms: 4, hidden: vec![20, 20], affine, seed: 5, ..NiceConfig::galacticforge(7, 2) };
+            check_flow(&Nice::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(13));
+        }
     }
 }

@@ -2,7 +2,7 @@
 use clap::{Args, Parser, Subcommand};
 use galactic_forge::backend::{list_devices, Device};
 use galactic_forge::data::synthetic::{self, SynthConfig};
-use galactic_forge::flows::{MafConfig, NsfConfig};
+use galactic_forge::flows::{MafConfig, NiceConfig, NsfConfig};
 use galactic_forge::pipeline::{self, forge, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
 use std::path::PathBuf;
@@ -80,7 +80,7 @@ enum SynthCmd {
 #[derive(Args)]
 struct ModelArgs {
     /// nsf (GalacticFlow's neural spline flow) or maf (masked autoregressive flow; --layers transforms,
-    /// --depth - 1 hidden layers of --hidden units).
+    /// --depth - 1 hidden layers of --hidden units), nice or nice-affine (--layers couplings).
     #[arg(long, default_value = "nsf")]
     model: String,
     #[arg(long, default_value_t = 14)]
@@ -193,7 +193,15 @@ fn flow_spec(m: &ModelArgs, cond_dim: usize, seed: u64) -> Result<FlowSpec> {
             seed,
             ..MafConfig::galacticforge(10, cond_dim)
         })),
-        o => Err(Error::Usage(format!("unknown model '{o}' (nsf, maf)"))),
+        // NICE: --layers additive couplings (affine with nice-affine), (hidden, ...) ReLU nets.
+        "nice" | "nice-affine" => Ok(FlowSpec::Nice(NiceConfig {
+            transforms: m.layers,
+            hidden: vec![m.hidden; m.depth.saturating_sub(1).max(1)],
+            affine: m.model == "nice-affine",
+            seed,
+            ..NiceConfig::galacticforge(10, cond_dim)
+        })),
+        o => Err(Error::Usage(format!("unknown model '{o}' (nsf, maf, nice, nice-affine)"))),
     }
 }
 

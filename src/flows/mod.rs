@@ -2,9 +2,11 @@
 //! log-probability and sampling code. Forward is data -> noise (what training differentiates); inverse is
 //! noise -> data (sampling, under no_grad).
 mod maf;
+mod nice;
 mod nsf;
 
 pub use maf::{Maf, MafConfig};
+pub use nice::{Nice, NiceConfig};
 pub use nsf::{Nsf, NsfConfig};
 
 use crate::autodiff::{no_grad, Var};

@@ -4,7 +4,7 @@ use crate::backend::Device;
 use crate::checkpoint;
 use crate::data::conditions::Standardizer;
 use crate::error::{Error, Result};
-use crate::flows::{Flow, Maf, MafConfig, Nsf, NsfConfig};
+use crate::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -14,6 +14,7 @@ use std::path::Path;
 pub enum FlowSpec {
     Nsf(NsfConfig),
     Maf(MafConfig),
+    Nice(NiceConfig),
 }
 
 impl FlowSpec {
@@ -21,6 +22,7 @@ impl FlowSpec {
         match self {
             FlowSpec::Nsf(_) => "nsf",
             FlowSpec::Maf(_) => "maf",
+            FlowSpec::Nice(_) => "nice",
         }
     }
 }
@@ -29,6 +31,7 @@ pub fn build_flow(spec: &FlowSpec, dev: &Device) -> Result<Box<dyn Flow>> {
     Ok(match spec {
         FlowSpec::Nsf(c) => Box::new(Nsf::new(c.clone(), dev)?),
         FlowSpec::Maf(c) => Box::new(Maf::new(c.clone(), dev)?),
+        FlowSpec::Nice(c) => Box::new(Nice::new(c.clone(), dev)?),
     })
 }
 

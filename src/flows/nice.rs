@@ -1,0 +1,153 @@
+//! NICE (Dinh et al. 2014): `transforms` additive couplings with alternating checkered masks (even
+//! features condition the odd ones, then the reverse), each coupling y_b = x_b + t(x_a, c) with t an MLP
+//! (ReLU) of the kept half and the condition, then the paper's final diagonal scaling z = y exp(s).
+//! `affine` switches to zuko's variant: y_b = x_b exp(u) + t, u = 3 tanh(raw / 3) from the same MLP.
+use super::Flow;
+use crate::autodiff::{no_grad, Var};
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::nn::{Mlp, Module};
+use crate::ops::gather::Indices;
+use crate::tensor::Tensor;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NiceConfig {
+    pub dim: usize,
+    pub cond_dim: usize,
+    pub transforms: usize,
+    pub hidden: Vec<usize>,
+    pub affine: bool,
+    pub seed: u64,
+}
+
+impl NiceConfig {
+    /// GalacticForge's zuko NICE: 30 transforms, hidden (128, 128).
+    pub fn galacticforge(dim: usize, cond_dim: usize) -> NiceConfig {
+        NiceConfig { dim, cond_dim, transforms: 30, hidden: vec![128, 128], affine: false, seed: 0 }
+    }
+}
+
+struct Coupling {
+    net: Mlp,
+    /// Feature indices kept (a) and transformed (b), and the permutation putting [a, b] back in place.
+    keep: Indices,
+    change: Indices,
+    unperm: Indices,
+    nb: usize,
+}
+
+pub struct Nice {
+    cfg: NiceConfig,
+    couplings: Vec<Coupling>,
+    log_scale: Var,
+}
+
+impl Nice {
+    pub fn new(cfg: NiceConfig, dev: &Device) -> Result<Nice> {
+        if cfg.dim < 2 || cfg.transforms == 0 {
+            return Err(Error::Usage(format!("invalid NICE configuration {cfg:?}")));
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        let d = cfg.dim;
+        let mut couplings = Vec::new();
+        for i in 0..cfg.transforms {
+            let (a, b): (Vec<u32>, Vec<u32>) = (0..d as u32).partition(|j| (*j as usize + i) % 2 == 0);
+            let mut unperm = vec![0u32; d];
+            for (pos, &f) in a.iter().chain(&b).enumerate() {
+                unperm[f as usize] = pos as u32;
+            }
+            let out = if cfg.affine { 2 * b.len() } else { b.len() };
+            let mut sizes = vec![a.len() + cfg.cond_dim];
+            sizes.extend(&cfg.hidden);
+            sizes.push(out);
+            couplings.push(Coupling {
+                // ReLU between layers, none after the last (slope 0 = ReLU).
+                net: Mlp::new(&format!("nice.{i}"), &sizes, 0.0, false, &mut rng, dev)?,
+                keep: Indices::new(&a, d, dev)?,
+                change: Indices::new(&b, d, dev)?,
+                unperm: Indices::new(&unperm, d, dev)?,
+                nb: b.len(),
+            });
+        }
+        let log_scale = Var::new("nice.log_scale", Tensor::zeros(&[d], dev)?);
+        Ok(Nice { cfg, couplings, log_scale })
+    }
+
+    /// (shift, log-scale or None) of a coupling from the kept half and the condition.
+    fn params(&self, k: &Coupling, xa: &Tensor, c: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let cb = c.broadcast_to(&[xa.shape()[0], self.cfg.cond_dim])?;
+        let p = k.net.forward(&Tensor::concat(&[xa, &cb], 1)?)?;
+        if !self.cfg.affine {
+            return Ok((p, None));
+        }
+        let parts = p.split(&[k.nb, k.nb], 1)?;
+        Ok((parts[0].clone(), Some(parts[1].scale(1.0 / 3.0)?.tanh()?.scale(3.0)?)))
+    }
+
+    fn check(&self, x: &Tensor, c: &Tensor) -> Result<()> {
+        let ok = x.rank() == 2
+            && x.shape()[1] == self.cfg.dim
+            && c.rank() == 2
+            && c.shape()[1] == self.cfg.cond_dim
+            && (c.shape()[0] == 1 || c.shape()[0] == x.shape()[0]);
+        if !ok {
+            return Err(Error::shape("nice", format!("x {:?} and c {:?} for {:?}", x.shape(), c.shape(), self.cfg)));
+        }
+        Ok(())
+    }
+}
+
+impl Module for Nice {
+    fn vars(&self) -> Vec<Var> {
+        let mut v: Vec<Var> = self.couplings.iter().flat_map(|k| k.net.vars()).collect();
+        v.push(self.log_scale.clone());
+        v
+    }
+}
+
+impl Flow for Nice {
+    fn dim(&self) -> usize {
+        self.cfg.dim
+    }
+    fn cond_dim(&self) -> usize {
+        self.cfg.cond_dim
+    }
+
+    fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.check(x, c)?;
+        let mut h = x.clone();
+        let mut ld = self.log_scale.get().sum_all()?.broadcast_to(&[x.shape()[0]])?;
+        for k in &self.couplings {
+            let (xa, xb) = (h.gather(1, &k.keep)?, h.gather(1, &k.change)?);
+            let (t, s) = self.params(k, &xa, c)?;
+            let yb = match &s {
+                Some(s) => {
+                    ld = ld.add(&s.sum(-1)?)?;
+                    xb.mul(&s.exp()?)?.add(&t)?
+                }
+                None => xb.add(&t)?,
+            };
+            h = Tensor::concat(&[&xa, &yb], 1)?.gather(1, &k.unperm)?;
+        }
+        Ok((h.mul(&self.log_scale.get().exp()?)?, ld))
+    }
+
+    fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor> {
+        self.check(z, c)?;
+        no_grad(|| {
+            let mut h = z.mul(&self.log_scale.get().neg()?.exp()?)?;
+            for k in self.couplings.iter().rev() {
+                let (ya, yb) = (h.gather(1, &k.keep)?, h.gather(1, &k.change)?);
+                let (t, s) = self.params(k, &ya, c)?;
+                let xb = match &s {
+                    Some(s) => yb.sub(&t)?.mul(&s.neg()?.exp()?)?,
+                    None => yb.sub(&t)?,
+                };
+                h = Tensor::concat(&[&ya, &xb], 1)?.gather(1, &k.unperm)?;
+            }
+            Ok(h)
+        })
+    }
+}
