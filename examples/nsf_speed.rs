@@ -2,7 +2,7 @@
 //! random standard-normal stars) and sampling stars/s (inverse pass, one condition, chunks of 300,000).
 //! The PyTorch side is benches/torch/nsf.py; benches/torch/compare_nsf.sh runs both in one go.
 //! Usage: nsf_speed [device] [layers] [train_steps] [sample_stars] [conditions] [batch] [hidden] [depth]
-use galactic_forge::flows::{nll, sample, Flow, Nsf, NsfConfig};
+use galactic_forge::flows::{nll, sample, Nsf, NsfConfig};
 use galactic_forge::nn::Module;
 use galactic_forge::optim::{Adam, AdamConfig, AdamKind};
 use galactic_forge::{backward, Device, Tensor};

@@ -14,9 +14,9 @@ pub mod io;
 pub mod kernels;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod pipeline;
 pub mod plot;
-pub mod optim;
 pub mod selftest;
 pub mod tensor;
 

@@ -41,7 +41,15 @@ fn case(
     let kinks =
         ["relu", "leaky_relu", "max", "maximum", "minimum", "spline"].iter().any(|k| name.split(' ').next() == Some(k));
     let grad = !name.contains("inverse");
-    Case { name: name.into(), shapes: shapes.iter().map(|s| s.to_vec()).collect(), range, kinks, grad, tol: TOL, f: Box::new(f) }
+    Case {
+        name: name.into(),
+        shapes: shapes.iter().map(|s| s.to_vec()).collect(),
+        range,
+        kinks,
+        grad,
+        tol: TOL,
+        f: Box::new(f),
+    }
 }
 
 /// Indices with repeats (so scatter-add must accumulate) for an axis of length `bound`.
@@ -111,7 +119,8 @@ pub fn cases() -> Vec<Case> {
     // backend ~1e-4 relative, and the inverse's quadratic root ~1e-5. Even at this range one exp that is 1 ulp
     // off moves a knot enough to cost ~3e-5 on the gradient, hence the tolerance.
     let wide = (-3.5, 3.5);
-    for (name, k, inverse) in [("spline K=10", 10, false), ("spline K=3", 3, false), ("spline inverse K=10", 10, true)] {
+    for (name, k, inverse) in [("spline K=10", 10, false), ("spline K=3", 3, false), ("spline inverse K=10", 10, true)]
+    {
         let cfg = SplineCfg { bins: k, ..SplineCfg::default() };
         let mut c = case(name, &[&[37, 5], &[37, 5, 3 * k - 1]], wide, move |x| {
             let run = || x[0].rq_spline(&x[1].scale(0.5)?, &cfg, inverse);

@@ -73,18 +73,25 @@ fn spline_inverts_and_its_log_det_is_the_derivative() {
             let tt = Tensor::from_slice(&th, &[n, 3 * k - 1], &dev).unwrap();
             let (y, ld) = no_grad(|| xt.rq_spline(&tt, &cfg, false)).unwrap();
             let (xb, ldi) = no_grad(|| y.rq_spline(&tt, &cfg, true)).unwrap();
-            let (y, ld, xb, ldi) = (y.to_vec().unwrap(), ld.to_vec().unwrap(), xb.to_vec().unwrap(), ldi.to_vec().unwrap());
+            let (y, ld, xb, ldi) =
+                (y.to_vec().unwrap(), ld.to_vec().unwrap(), xb.to_vec().unwrap(), ldi.to_vec().unwrap());
             for i in 0..n {
                 // f32 rounding of y (a few ulp) maps back to x through the slope dx/dy = exp(-ld).
                 let tol = 1e-5 * (1.0 + x[i].abs()) + 1e-6 * (1.0 + y[i].abs()) * (-ld[i]).exp();
                 assert!((xb[i] - x[i]).abs() < tol, "{dev} K={k}: x {} -> {} -> {}", x[i], y[i], xb[i]);
                 // The inverse's ξ carries the same slope-amplified rounding, and ld moves with ξ.
-                assert!((ld[i] + ldi[i]).abs() < 1e-4 * (1.0 + ld[i].abs()), "{dev} K={k}: ld {} inverse ld {}", ld[i], ldi[i]);
+                assert!(
+                    (ld[i] + ldi[i]).abs() < 1e-4 * (1.0 + ld[i].abs()),
+                    "{dev} K={k}: ld {} inverse ld {}",
+                    ld[i],
+                    ldi[i]
+                );
                 // The derivative by central differences in f64 around the f32 evaluation.
                 let h = 1e-2f32;
                 let at = |v: f32| {
                     let t = Tensor::from_slice(&[v], &[1], &dev).unwrap();
-                    let th1 = Tensor::from_slice(&th[i * (3 * k - 1)..(i + 1) * (3 * k - 1)], &[1, 3 * k - 1], &dev).unwrap();
+                    let th1 =
+                        Tensor::from_slice(&th[i * (3 * k - 1)..(i + 1) * (3 * k - 1)], &[1, 3 * k - 1], &dev).unwrap();
                     f64::from(no_grad(|| t.rq_spline(&th1, &cfg, false)).unwrap().0.to_vec().unwrap()[0])
                 };
                 let (xp, xm) = (x[i] + h, x[i] - h);
@@ -96,7 +103,13 @@ fn spline_inverts_and_its_log_det_is_the_derivative() {
                     // f32 rounding of y over a step h limits the estimate where the slope is small.
                     let fd_noise = 4.0 * f64::from(f32::EPSILON) * (1.0 + f64::from(y[i].abs())) / (f64::from(h) * est);
                     let e = (est.ln() - f64::from(ld[i])).abs();
-                    assert!(e < 2e-3 + fd_noise, "{dev} K={k}: x {} ld {} vs finite differences {}", x[i], ld[i], est.ln());
+                    assert!(
+                        e < 2e-3 + fd_noise,
+                        "{dev} K={k}: x {} ld {} vs finite differences {}",
+                        x[i],
+                        ld[i],
+                        est.ln()
+                    );
                 }
             }
         }
@@ -172,7 +185,8 @@ fn maf_inverts_and_log_det_matches_brute_force_jacobian() {
 fn nice_inverts_and_log_det_matches_brute_force_jacobian() {
     for dev in devices() {
         for affine in [false, true] {
-            let cfg = NiceConfig { transforms: 4, hidden: vec![20, 20], affine, seed: 5, ..NiceConfig::galacticforge(7, 2) };
+            let cfg =
+                NiceConfig { transforms: 4, hidden: vec![20, 20], affine, seed: 5, ..NiceConfig::galacticforge(7, 2) };
             check_flow(&Nice::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(13));
         }
     }

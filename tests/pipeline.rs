@@ -1,7 +1,7 @@
 //! The star-flow pipeline as a user meets it: bad data gets one clear error, training resumes exactly,
 //! a diverging run leaves the last checkpoint intact, sampling streams reproducibly.
-use galactic_forge::data::synthetic::{self, SynthConfig};
 use galactic_forge::data::clean::CleanConfig;
+use galactic_forge::data::synthetic::{self, SynthConfig};
 use galactic_forge::flows::NsfConfig;
 use galactic_forge::ops::spline::SplineCfg;
 use galactic_forge::pipeline::{self, sample, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
@@ -11,7 +11,11 @@ use std::process::Command;
 
 fn gforge(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gforge")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -31,7 +35,11 @@ fn small_data(name: &str) -> PathBuf {
 }
 
 fn prep() -> PrepareConfig {
-    PrepareConfig { val_ids: vec!["g003".into()], clean: CleanConfig { n_min: 100, ..Default::default() }, ..Default::default() }
+    PrepareConfig {
+        val_ids: vec!["g003".into()],
+        clean: CleanConfig { n_min: 100, ..Default::default() },
+        ..Default::default()
+    }
 }
 
 fn spec() -> FlowSpec {
@@ -71,7 +79,16 @@ fn bad_data_gets_one_clear_error_naming_the_file() {
     let d = tmpdir("bad");
     let train = |dir: &Path| {
         let s = dir.to_str().unwrap().to_string();
-        vec!["flow".to_string(), "train".into(), "--data".into(), s, "--device".into(), "cpu".into(), "--epochs".into(), "1".into()]
+        vec![
+            "flow".to_string(),
+            "train".into(),
+            "--data".into(),
+            s,
+            "--device".into(),
+            "cpu".into(),
+            "--epochs".into(),
+            "1".into(),
+        ]
     };
     let run = |dir: &Path, what: &str| {
         let a = train(dir);
@@ -122,12 +139,16 @@ fn a_diverging_run_stops_and_leaves_the_checkpoint_intact() {
     let mut config = model.config.clone();
     config["state"]["schedule"]["lr"] = serde_json::json!(1e30);
     let mut vars = galactic_forge::flows::all_vars(model.flow.as_ref());
-    vars.extend(c.tensors.iter().filter(|(k, _)| k.starts_with("optim/")).map(|(k, v)| {
-        galactic_forge::Var::new(k, galactic_forge::Tensor::from_ndarray(v, &Device::Cpu).unwrap())
-    }));
+    vars.extend(
+        c.tensors
+            .iter()
+            .filter(|(k, _)| k.starts_with("optim/"))
+            .map(|(k, v)| galactic_forge::Var::new(k, galactic_forge::Tensor::from_ndarray(v, &Device::Cpu).unwrap())),
+    );
     checkpoint::save(&ck, &vars, &config).unwrap();
     let before = std::fs::read(&ck).unwrap();
-    let err = pipeline::train(&p, &spec(), &prep(), &tc(3), &ck, &Device::Cpu, true, false).err().expect("must diverge");
+    let err =
+        pipeline::train(&p, &spec(), &prep(), &tc(3), &ck, &Device::Cpu, true, false).err().expect("must diverge");
     assert!(err.to_string().contains("non-finite loss"), "{err}");
     assert_eq!(std::fs::read(&ck).unwrap(), before, "the last good checkpoint was modified");
     assert!(checkpoint::load(&ck).is_ok());
@@ -154,9 +175,29 @@ fn sampling_streams_reproducibly_in_physical_units() {
     assert!(mean_age > 1.0 && mean_age < 13.0, "{mean_age}");
     // The CLI: unknown galaxy and wrong condition length are usage errors.
     let ckp = ck.to_str().unwrap();
-    assert_clear_error(&["flow", "sample", "--model", ckp, "--galaxy", "nope", "--stars", "5", "--device", "cpu"], "nope");
-    assert_clear_error(&["flow", "sample", "--model", ckp, "--condition", "1,2", "--stars", "5", "--device", "cpu"], "4 finite values");
+    assert_clear_error(
+        &["flow", "sample", "--model", ckp, "--galaxy", "nope", "--stars", "5", "--device", "cpu"],
+        "nope",
+    );
+    assert_clear_error(
+        &["flow", "sample", "--model", ckp, "--condition", "1,2", "--stars", "5", "--device", "cpu"],
+        "4 finite values",
+    );
     let corrupt = data.join("corrupt.npz");
     std::fs::write(&corrupt, &std::fs::read(&ck).unwrap()[..300]).unwrap();
-    assert_clear_error(&["flow", "sample", "--model", corrupt.to_str().unwrap(), "--galaxy", "g003", "--stars", "5", "--device", "cpu"], "corrupt.npz");
+    assert_clear_error(
+        &[
+            "flow",
+            "sample",
+            "--model",
+            corrupt.to_str().unwrap(),
+            "--galaxy",
+            "g003",
+            "--stars",
+            "5",
+            "--device",
+            "cpu",
+        ],
+        "corrupt.npz",
+    );
 }

@@ -40,7 +40,7 @@ enum Cmd {
     /// Train, sample and evaluate star-particle flows.
     Flow {
         #[command(subcommand)]
-        cmd: FlowCmd,
+        cmd: Box<FlowCmd>,
     },
     /// The whole pipeline into one folder: synthesise -> clean -> train -> sample -> evaluate and plot.
     Forge {
@@ -208,17 +208,47 @@ fn flow_spec(m: &ModelArgs, cond_dim: usize, seed: u64) -> Result<FlowSpec> {
 fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
     match cmd {
         FlowCmd::Train {
-            data, out, model, device, epochs, batch, optimizer, lr, gamma, gamma_every, clip, max_steps, seed,
-            val_ids, val_fraction, extra_conditions, resume,
+            data,
+            out,
+            model,
+            device,
+            epochs,
+            batch,
+            optimizer,
+            lr,
+            gamma,
+            gamma_every,
+            clip,
+            max_steps,
+            seed,
+            val_ids,
+            val_fraction,
+            extra_conditions,
+            resume,
         } => {
             let dev = Device::parse(&device)?;
             let prep = PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() };
             let p = pipeline::prepare(&data, &prep)?;
             println!("{}", p.report);
-            println!("training on {} galaxies ({} stars), {} held out; device {dev}", p.train.len(),
-                p.train.iter().map(|g| g.n()).sum::<usize>(), p.val.len());
+            println!(
+                "training on {} galaxies ({} stars), {} held out; device {dev}",
+                p.train.len(),
+                p.train.iter().map(|g| g.n()).sum::<usize>(),
+                p.val.len()
+            );
             let spec = flow_spec(&model, p.standardizer.cond_names.len(), seed)?;
-            let tc = TrainConfig { epochs, batch, optimizer, lr, gamma, gamma_every, clip, max_steps, seed, ..Default::default() };
+            let tc = TrainConfig {
+                epochs,
+                batch,
+                optimizer,
+                lr,
+                gamma,
+                gamma_every,
+                clip,
+                max_steps,
+                seed,
+                ..Default::default()
+            };
             pipeline::train(&p, &spec, &prep, &tc, &out, &dev, resume, true)?;
             println!("checkpoint: {}", out.display());
             Ok(true)
@@ -275,10 +305,12 @@ fn run(cli: Cli) -> Result<bool> {
             println!("{} galaxies, {stars} stars -> {}", gals.len(), out.display());
             Ok(true)
         }
-        Cmd::Flow { cmd } => flow_cmd(cmd),
+        Cmd::Flow { cmd } => flow_cmd(*cmd),
         Cmd::Forge { demo, out, device, epochs } => {
             if !demo {
-                return Err(Error::Usage("only `gforge forge --demo` exists so far (real-data forging arrives with the autoencoder)".into()));
+                return Err(Error::Usage(
+                    "only `gforge forge --demo` exists so far (real-data forging arrives with the autoencoder)".into(),
+                ));
             }
             forge::demo(&out, &Device::parse(&device)?, epochs)?;
             Ok(true)

@@ -94,8 +94,9 @@ pub fn metal_cut(stars: &Array2<f32>, cfg: &CleanConfig) -> Array2<f32> {
     order.sort_by(|&a, &b| stars[[b, METALS]].total_cmp(&stars[[a, METALS]]));
     let mut drop = vec![false; stars.nrows()];
     order.iter().take(cfg.drop_top_z).for_each(|&i| drop[i] = true);
-    let idx: Vec<usize> =
-        (0..stars.nrows()).filter(|&i| !drop[i] && stars[[i, 7]] >= cfg.feh_min && stars[[i, 8]] >= cfg.ofe_min).collect();
+    let idx: Vec<usize> = (0..stars.nrows())
+        .filter(|&i| !drop[i] && stars[[i, 7]] >= cfg.feh_min && stars[[i, 8]] >= cfg.ofe_min)
+        .collect();
     stars.select(Axis(0), &idx)
 }
 
@@ -118,7 +119,9 @@ pub fn principal_angle(stars: &Array2<f32>, cfg: &CleanConfig) -> f64 {
     let thr = percentile(&h, 100.0 * cfg.pixel_quantile);
     let pts: Vec<(f64, f64)> = (0..b * b)
         .filter(|&k| f64::from(h[k]) >= thr && h[k] > 0.0)
-        .map(|k| (x0 + ((k / b) as f64 + 0.5) * (x1 - x0) / b as f64, y0 + ((k % b) as f64 + 0.5) * (y1 - y0) / b as f64))
+        .map(|k| {
+            (x0 + ((k / b) as f64 + 0.5) * (x1 - x0) / b as f64, y0 + ((k % b) as f64 + 0.5) * (y1 - y0) / b as f64)
+        })
         .collect();
     if pts.len() < 2 {
         return 0.0;

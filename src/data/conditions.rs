@@ -42,7 +42,10 @@ impl ExtraConditions {
         for (ln, line) in lines.enumerate() {
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
             if f.len() != cols.len() {
-                return Err(Error::file(path, format!("line {}: {} fields, header has {}", ln + 2, f.len(), cols.len())));
+                return Err(Error::file(
+                    path,
+                    format!("line {}: {} fields, header has {}", ln + 2, f.len(), cols.len()),
+                ));
             }
             let vals = f[1..]
                 .iter()
@@ -98,7 +101,8 @@ fn mean_std(cols: usize, rows: impl Iterator<Item = (Vec<f64>, f64)>) -> (Vec<f6
     }
     let m: Vec<f64> = s.iter().map(|v| v / w).collect();
     // A constant column keeps std 1, so it standardises to 0 instead of NaN.
-    let sd = (0..cols).map(|c| (s2[c] / w - m[c] * m[c]).max(0.0).sqrt()).map(|v| if v > 1e-12 { v } else { 1.0 }).collect();
+    let sd =
+        (0..cols).map(|c| (s2[c] / w - m[c] * m[c]).max(0.0).sqrt()).map(|v| if v > 1e-12 { v } else { 1.0 }).collect();
     (m, sd)
 }
 

@@ -36,11 +36,9 @@ pub const N_COLS: usize = 11;
 /// Number of modelled columns (mass dropped).
 pub const N_MODEL: usize = 10;
 /// Column names of a sampled star, in output order.
-pub const COLUMNS: [&str; N_COLS] =
-    ["x", "y", "z", "vx", "vy", "vz", "Z", "FeH", "OFe", "mass", "age"];
+pub const COLUMNS: [&str; N_COLS] = ["x", "y", "z", "vx", "vy", "vz", "Z", "FeH", "OFe", "mass", "age"];
 /// Column names of the modelled star vector, in `log_prob` order.
-pub const MODEL_COLUMNS: [&str; N_MODEL] =
-    ["x", "y", "z", "vx", "vy", "vz", "Z", "FeH", "OFe", "age"];
+pub const MODEL_COLUMNS: [&str; N_MODEL] = ["x", "y", "z", "vx", "vy", "vz", "Z", "FeH", "OFe", "age"];
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5; // ln(2 pi)
 const LN_10: f64 = std::f64::consts::LN_10;
@@ -134,8 +132,7 @@ fn log_plummer_xyz_pdf(r: f64, a: f64, r_max: f64) -> f64 {
         return f64::NEG_INFINITY;
     }
     let q = r / a;
-    (3.0 / (4.0 * std::f64::consts::PI)).ln() - 3.0 * a.ln() - 2.5 * (q * q).ln_1p()
-        - ln_plummer_mass_inside(a, r_max)
+    (3.0 / (4.0 * std::f64::consts::PI)).ln() - 3.0 * a.ln() - 2.5 * (q * q).ln_1p() - ln_plummer_mass_inside(a, r_max)
 }
 
 /// Log of the radial density of the truncated Plummer sphere,
@@ -145,8 +142,7 @@ fn log_plummer_radial_pdf(r: f64, a: f64, r_max: f64) -> f64 {
     if !(r > 0.0 && r <= r_max) {
         return f64::NEG_INFINITY;
     }
-    3f64.ln() + 2.0 * r.ln() + 2.0 * a.ln() - 2.5 * (a * a + r * r).ln()
-        - ln_plummer_mass_inside(a, r_max)
+    3f64.ln() + 2.0 * r.ln() + 2.0 * a.ln() - 2.5 * (a * a + r * r).ln() - ln_plummer_mass_inside(a, r_max)
 }
 
 /// Stable ln(exp(a) + exp(b)).
@@ -376,15 +372,11 @@ impl GalaxyParams {
         let v_rot_bulge = 0.15 * v_flat * (0.3 * d[8]).exp();
 
         // Disc SFH: mean age fraction rises with mass (massive = older).
-        let (age_disc_a, age_disc_b) = beta_from_mean(
-            (0.35 + 0.25 * x + 0.05 * d[9]).clamp(0.15, 0.85),
-            4.0 * (0.15 * d[10]).exp(),
-        );
+        let (age_disc_a, age_disc_b) =
+            beta_from_mean((0.35 + 0.25 * x + 0.05 * d[9]).clamp(0.15, 0.85), 4.0 * (0.15 * d[10]).exp());
         // Bulge: old, peaked.
-        let (age_bulge_a, age_bulge_b) = beta_from_mean(
-            (0.78 + 0.04 * d[11]).clamp(0.55, 0.92),
-            12.0 * (0.15 * d[12]).exp(),
-        );
+        let (age_bulge_a, age_bulge_b) =
+            beta_from_mean((0.78 + 0.04 * d[11]).clamp(0.55, 0.92), 12.0 * (0.15 * d[12]).exp());
 
         // Mass-metallicity relation: ~0 at 1e10.5, 0.3 dex/dex, 0.1 dex scatter.
         let feh_center = 0.05 + 0.3 * (lm - 10.5) + 0.1 * d[13];
@@ -540,8 +532,7 @@ impl GalaxyParams {
     /// Mean [O/Fe] at age t and [Fe/H]: SN Ia knee in age plus a mild
     /// anti-correlation with [Fe/H].
     pub fn ofe_mean(&self, t: f64, feh: f64) -> f64 {
-        self.ofe_young
-            + (self.ofe_old - self.ofe_young) * sigmoid((t - self.t_ia) / self.w_ia)
+        self.ofe_young + (self.ofe_old - self.ofe_young) * sigmoid((t - self.t_ia) / self.w_ia)
             - self.ofe_feh_coupling * feh
     }
 
@@ -649,7 +640,11 @@ impl GalaxyParams {
         let lb = self.f_bulge.ln() + self.log_p_bulge(s, jac);
         // ln(0) + finite = -inf, so f_b = 0 or 1 needs no special case.
         let l = log_add_exp(ld, lb);
-        if l.is_nan() { f64::NEG_INFINITY } else { l }
+        if l.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            l
+        }
     }
 
     // ---- component samplers (modelled 10 columns, log_prob order) ----
@@ -723,20 +718,14 @@ pub fn sample_stars<R: Rng + ?Sized>(p: &GalaxyParams, n: usize, rng: &mut R) ->
     if p.validate().is_err() {
         return Vec::new();
     }
-    let (Ok(age_d), Ok(age_b)) = (
-        Beta::new(p.age_disc_a, p.age_disc_b),
-        Beta::new(p.age_bulge_a, p.age_bulge_b),
-    ) else {
+    let (Ok(age_d), Ok(age_b)) = (Beta::new(p.age_disc_a, p.age_disc_b), Beta::new(p.age_bulge_a, p.age_bulge_b))
+    else {
         return Vec::new();
     };
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let u: f64 = rng.random();
-        let s = if u < p.f_bulge {
-            p.sample_bulge_star(&age_b, rng)
-        } else {
-            p.sample_disc_star(&age_d, rng)
-        };
+        let s = if u < p.f_bulge { p.sample_bulge_star(&age_b, rng) } else { p.sample_disc_star(&age_d, rng) };
         // Mass is a nuisance column: lognormal with mean particle_mass.
         let ms = p.mass_scatter;
         let mass = p.particle_mass * (ms * std_normal(rng) - 0.5 * ms * ms).exp();
@@ -789,8 +778,8 @@ pub fn log_prob_batch(p: &GalaxyParams, rows: &[[f64; N_MODEL]]) -> Vec<f64> {
 #[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use rand::SeedableRng;
 
     const NO_R_JAC: Jac = Jac { r: false, z: true };
     const NO_Z_JAC: Jac = Jac { r: true, z: false };
@@ -1112,9 +1101,8 @@ mod tests {
                 for j in 0..n {
                     let vy = cy - l + (j as f64 + 0.5) * h;
                     // vz = 0 slice; divide its (known) density out to get the (vx, vy) marginal.
-                    acc += (p.log_p_disc_vel(x, y, t, vx, vy, 0.0)
-                        - log_normal_pdf(0.0, 0.0, p.sigma_z_ratio * sr))
-                        .exp();
+                    acc +=
+                        (p.log_p_disc_vel(x, y, t, vx, vy, 0.0) - log_normal_pdf(0.0, 0.0, p.sigma_z_ratio * sr)).exp();
                 }
             }
             acc *= h * h;
@@ -1149,20 +1137,27 @@ mod tests {
         let vc = p.v_flat * 2.0 / PI * (rr / p.r_turn).atan();
         let vphi_m = vc - 0.5 * sr * sr * (0.5 + rr / p.r_d) / p.v_flat;
         let (vr, vphi) = ((x * vx + y * vy) / rr, (x * vy - y * vx) / rr);
-        let pd = beta(u, p.age_disc_a, p.age_disc_b) / T_MAX
-            * (-rr / p.r_d).exp() / (2.0 * PI * p.r_d * p.r_d)
-            * 1.0 / (2.0 * h * (z / h).cosh().powi(2))
-            * gauss(vr, 0.0, sr) * gauss(vphi, vphi_m, 0.7 * sr) * gauss(vz, 0.0, 0.5 * sr)
+        let pd = beta(u, p.age_disc_a, p.age_disc_b) / T_MAX * (-rr / p.r_d).exp() / (2.0 * PI * p.r_d * p.r_d) * 1.0
+            / (2.0 * h * (z / h).cosh().powi(2))
+            * gauss(vr, 0.0, sr)
+            * gauss(vphi, vphi_m, 0.7 * sr)
+            * gauss(vz, 0.0, 0.5 * sr)
             * chem(p.feh_center + p.feh_grad * rr - p.feh_age_slope * u, p.sigma_feh_disc);
         // bulge
         let r3 = (rr * rr + z * z).sqrt();
         let a = p.a_bulge;
         let m_in = (p.r_max_bulge.powi(2) / (p.r_max_bulge.powi(2) + a * a)).powf(1.5);
-        let rho = if r3 <= p.r_max_bulge { 3.0 / (4.0 * PI * a.powi(3)) * (1.0 + r3 * r3 / (a * a)).powf(-2.5) / m_in } else { 0.0 };
+        let rho = if r3 <= p.r_max_bulge {
+            3.0 / (4.0 * PI * a.powi(3)) * (1.0 + r3 * r3 / (a * a)).powf(-2.5) / m_in
+        } else {
+            0.0
+        };
         let k = p.v_rot_bulge / (rr + a);
         let pb = beta(u, p.age_bulge_a, p.age_bulge_b) / T_MAX
             * rho
-            * gauss(vx, -k * y, p.sigma_bulge) * gauss(vy, k * x, p.sigma_bulge) * gauss(vz, 0.0, p.sigma_bulge)
+            * gauss(vx, -k * y, p.sigma_bulge)
+            * gauss(vy, k * x, p.sigma_bulge)
+            * gauss(vz, 0.0, p.sigma_bulge)
             * chem(p.feh_center + p.feh_bulge_offset - p.feh_age_slope * u, p.sigma_feh_bulge);
         ((1.0 - p.f_bulge) * pd + p.f_bulge * pb).ln()
     }
@@ -1322,7 +1317,11 @@ mod tests {
                 let mut q = a.clone();
                 let (name, v) = field(&mut q, k).unwrap();
                 // feh_center is ~0, so it gets an additive shift of +-0.2 dex instead.
-                if name == "feh_center" { *v += f - 1.0 } else { *v *= f }
+                if name == "feh_center" {
+                    *v += f - 1.0
+                } else {
+                    *v *= f
+                }
                 others.push((format!("{name} x{f}"), q));
             }
         }
@@ -1345,7 +1344,9 @@ mod tests {
         let s = model_samples(&p, 1, 15)[0];
         assert!(log_prob(&p, &s).is_finite());
         let mut bad = vec![];
-        for (col, v) in [(9, 0.0), (9, T_MAX), (9, -1.0), (9, 20.0), (6, 0.0), (6, -0.01), (0, f64::NAN), (3, f64::INFINITY)] {
+        for (col, v) in
+            [(9, 0.0), (9, T_MAX), (9, -1.0), (9, 20.0), (6, 0.0), (6, -0.01), (0, f64::NAN), (3, f64::INFINITY)]
+        {
             let mut t = s;
             t[col] = v;
             bad.push(t);
@@ -1425,7 +1426,11 @@ mod tests {
     fn columns_nondegenerate_and_physical() {
         let mut r = rng(17);
         for &lm in &[8.6, 9.8, 10.95] {
-            let p = GalaxyParams::draw_at(lm, StarCount::ParticleMass { m_particle: 1e4, n_min: 1000, n_max: 20_000 }, &mut r);
+            let p = GalaxyParams::draw_at(
+                lm,
+                StarCount::ParticleMass { m_particle: 1e4, n_min: 1000, n_max: 20_000 },
+                &mut r,
+            );
             let rows = sample_stars(&p, p.n_stars, &mut r);
             assert_eq!(rows.len(), p.n_stars);
             let n = rows.len();
@@ -1463,7 +1468,8 @@ mod tests {
             let frac = |f: &dyn Fn(&[f64; 11]) -> bool| rows.iter().filter(|row| f(row)).count() as f64 / n as f64;
             let zthin = frac(&|row| row[2].abs() < 5.0);
             let slow = frac(&|row| (row[3] * row[3] + row[4] * row[4] + row[5] * row[5]).sqrt() < 600.0);
-            let vmax = rows.iter().map(|row| (row[3] * row[3] + row[4] * row[4] + row[5] * row[5]).sqrt()).fold(0.0, f64::max);
+            let vmax =
+                rows.iter().map(|row| (row[3] * row[3] + row[4] * row[4] + row[5] * row[5]).sqrt()).fold(0.0, f64::max);
             let zmax = rows.iter().map(|row| row[2].abs()).fold(0.0, f64::max);
             println!("logM {lm}: |z|<5 kpc {zthin:.4}, speed<600 {slow:.5}, max |z| {zmax:.2}, max speed {vmax:.0}");
             assert!(zthin > 0.99 && slow > 0.999);

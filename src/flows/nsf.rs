@@ -29,7 +29,16 @@ pub struct NsfConfig {
 impl NsfConfig {
     /// GalacticFlow's defaults for `dim` star columns and `cond_dim` conditions.
     pub fn galacticflow(dim: usize, cond_dim: usize) -> NsfConfig {
-        NsfConfig { dim, cond_dim, layers: 14, hidden: 128, depth: 4, slope: 0.2, spline: SplineCfg::default(), seed: 0 }
+        NsfConfig {
+            dim,
+            cond_dim,
+            layers: 14,
+            hidden: 128,
+            depth: 4,
+            slope: 0.2,
+            spline: SplineCfg::default(),
+            seed: 0,
+        }
     }
 }
 
@@ -105,7 +114,13 @@ impl Nsf {
         if !ok {
             return Err(Error::shape(
                 "nsf",
-                format!("x {:?} and c {:?} for dim {} and {} conditions", x.shape(), c.shape(), self.cfg.dim, self.cfg.cond_dim),
+                format!(
+                    "x {:?} and c {:?} for dim {} and {} conditions",
+                    x.shape(),
+                    c.shape(),
+                    self.cfg.dim,
+                    self.cfg.cond_dim
+                ),
             ));
         }
         Ok(())

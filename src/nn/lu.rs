@@ -114,9 +114,15 @@ impl LuLinear {
             d,
             lower: Var::new(&format!("{name}.lower"), Tensor::from_vec(f(strict_l), &[d, d], dev)?),
             upper: Var::new(&format!("{name}.upper"), Tensor::from_vec(f(strict_u), &[d, d], dev)?),
-            log_s: Var::new(&format!("{name}.log_s"), Tensor::from_vec(diag.iter().map(|s| s.abs().ln() as f32).collect(), &[d], dev)?),
+            log_s: Var::new(
+                &format!("{name}.log_s"),
+                Tensor::from_vec(diag.iter().map(|s| s.abs().ln() as f32).collect(), &[d], dev)?,
+            ),
             perm: Var::new(&format!("{name}.perm"), Tensor::from_vec(p, &[d, d], dev)?),
-            sign: Var::new(&format!("{name}.sign"), Tensor::from_vec(diag.iter().map(|s| s.signum() as f32).collect(), &[d], dev)?),
+            sign: Var::new(
+                &format!("{name}.sign"),
+                Tensor::from_vec(diag.iter().map(|s| s.signum() as f32).collect(), &[d], dev)?,
+            ),
         })
     }
 

@@ -146,7 +146,10 @@ impl Adam {
     pub fn load_state(&mut self, ck: &crate::checkpoint::Checkpoint, t: u64, dev: &crate::Device) -> Result<()> {
         self.t = t;
         for (var, st) in self.vars.iter().zip(self.state.iter_mut()) {
-            let (m, v) = (ck.tensors.get(&format!("optim/m/{}", var.name())), ck.tensors.get(&format!("optim/v/{}", var.name())));
+            let (m, v) = (
+                ck.tensors.get(&format!("optim/m/{}", var.name())),
+                ck.tensors.get(&format!("optim/v/{}", var.name())),
+            );
             *st = match (m, v) {
                 (Some(m), Some(v)) => Some((Tensor::from_ndarray(m, dev)?, Tensor::from_ndarray(v, dev)?)),
                 _ => None,

@@ -138,7 +138,8 @@ pub fn galaxy_metrics(
         );
     }
     let st = &model.standardizer;
-    let col_mean = |v: &[f32], c: usize| v.chunks(d).map(|r| f64::from(r[c])).sum::<f64>() / (v.len() / d).max(1) as f64;
+    let col_mean =
+        |v: &[f32], c: usize| v.chunks(d).map(|r| f64::from(r[c])).sum::<f64>() / (v.len() / d).max(1) as f64;
     let linear_mmd = (0..d).map(|c| ((col_mean(&data, c) - col_mean(samples, c)) / st.star_std[c]).powi(2)).sum();
     let col = |v: &[f32], c: usize| v.chunks(d).map(|r| r[c]).collect::<Vec<f32>>();
     let wasserstein = (0..d).map(|c| wasserstein_1d(&col(&data, c), &col(samples, c))).collect();

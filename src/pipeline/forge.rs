@@ -21,8 +21,9 @@ fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
 /// checkpoint's own settings), writing samples, metrics.json and plots into `out`.
 pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: u64) -> Result<Vec<GalaxyMetrics>> {
     let (model, _) = SavedModel::load(model_path, dev)?;
-    let prep: PrepareConfig = serde_json::from_value(model.config["prepare"].clone())
-        .map_err(|e| Error::Checkpoint { path: model_path.display().to_string(), msg: format!("data settings: {e}") })?;
+    let prep: PrepareConfig = serde_json::from_value(model.config["prepare"].clone()).map_err(|e| {
+        Error::Checkpoint { path: model_path.display().to_string(), msg: format!("data settings: {e}") }
+    })?;
     let p = prepare(data, &prep)?;
     if p.val.is_empty() {
         return Err(Error::Data("this model left no galaxy out of training: nothing held out to evaluate".into()));
@@ -33,7 +34,8 @@ pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: 
     let mut all = Vec::new();
     for (i, (g, c)) in p.val.iter().zip(&p.val_cond).enumerate() {
         let samples = sample_physical(&model, c, g.n(), seed.wrapping_add(i as u64), dev)?;
-        let arr = ndarray::Array2::from_shape_vec((g.n(), MODELLED.len()), samples.clone()).map_err(|e| Error::Data(e.to_string()))?;
+        let arr = ndarray::Array2::from_shape_vec((g.n(), MODELLED.len()), samples.clone())
+            .map_err(|e| Error::Data(e.to_string()))?;
         crate::io::write_npy_f32(&out.join("samples").join(format!("{}.npy", g.id)), &arr.into_dyn())?;
         let r_cut = p.report.radial_cuts.iter().find(|(id, _)| id == &g.id).map(|(_, r)| *r);
         let t = truth.as_ref().and_then(|t| t.get(&g.id)).zip(r_cut);
@@ -87,12 +89,26 @@ fn plots(dir: &Path, id: &str, data: &[f32], flow: &[f32]) -> Result<()> {
 /// The demo's flow: GalacticFlow's NSF made smaller so that it trains in minutes on 2 CPU cores
 /// (GalacticFlow: 14 layers of 4 x 128; here 6 layers of 3 x 64, same spline).
 pub fn demo_spec(cond_dim: usize) -> FlowSpec {
-    FlowSpec::Nsf(NsfConfig { layers: 6, hidden: 64, depth: 3, spline: SplineCfg::default(), ..NsfConfig::galacticflow(10, cond_dim) })
+    FlowSpec::Nsf(NsfConfig {
+        layers: 6,
+        hidden: 64,
+        depth: 3,
+        spline: SplineCfg::default(),
+        ..NsfConfig::galacticflow(10, cond_dim)
+    })
 }
 
 /// The demo's schedule: Adam at 2e-3 decaying to ~1e-4, since GalacticFlow's 9e-5 needs ~18 GPU-hours.
 pub fn demo_train(epochs: usize) -> TrainConfig {
-    TrainConfig { epochs, batch: 1024, optimizer: "adam".into(), lr: 2e-3, gamma: 0.99, gamma_every: 5, ..TrainConfig::default() }
+    TrainConfig {
+        epochs,
+        batch: 1024,
+        optimizer: "adam".into(),
+        lr: 2e-3,
+        gamma: 0.99,
+        gamma_every: 5,
+        ..TrainConfig::default()
+    }
 }
 
 /// `gforge forge --demo`: synthetic galaxies -> cleaning -> NSF training -> samples of the left-out
@@ -102,7 +118,12 @@ pub fn demo(out: &Path, dev: &Device, epochs: Option<usize>) -> Result<()> {
     let data = out.join("data");
     let (gals, truth) = synthetic::generate(&SynthConfig::default());
     synthetic::write(&data, &gals, &truth)?;
-    println!("[1/4] {} synthetic galaxies, {} stars -> {}", gals.len(), gals.iter().map(|g| g.n()).sum::<usize>(), data.display());
+    println!(
+        "[1/4] {} synthetic galaxies, {} stars -> {}",
+        gals.len(),
+        gals.iter().map(|g| g.n()).sum::<usize>(),
+        data.display()
+    );
     let prep = PrepareConfig::default();
     let p = prepare(&data, &prep)?;
     println!("[2/4] cleaning: {}; {} galaxies for training, {} held out", p.report, p.train.len(), p.val.len());

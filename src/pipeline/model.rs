@@ -46,7 +46,10 @@ impl SavedModel {
     /// Loads a checkpoint written by the trainer onto `dev`.
     pub fn load(path: &Path, dev: &Device) -> Result<(SavedModel, checkpoint::Checkpoint)> {
         let ck = checkpoint::load(path)?;
-        let bad = |what: &str, e: serde_json::Error| Error::Checkpoint { path: path.display().to_string(), msg: format!("{what}: {e}") };
+        let bad = |what: &str, e: serde_json::Error| Error::Checkpoint {
+            path: path.display().to_string(),
+            msg: format!("{what}: {e}"),
+        };
         let spec: FlowSpec = serde_json::from_value(ck.config["flow"].clone()).map_err(|e| bad("flow settings", e))?;
         let standardizer: Standardizer =
             serde_json::from_value(ck.config["standardizer"].clone()).map_err(|e| bad("standardisation", e))?;

@@ -22,7 +22,13 @@ pub struct PrepareConfig {
 
 impl Default for PrepareConfig {
     fn default() -> Self {
-        PrepareConfig { clean: CleanConfig::default(), val_ids: Vec::new(), val_fraction: 0.2, seed: 0, extra_conditions: None }
+        PrepareConfig {
+            clean: CleanConfig::default(),
+            val_ids: Vec::new(),
+            val_fraction: 0.2,
+            seed: 0,
+            extra_conditions: None,
+        }
     }
 }
 
@@ -55,7 +61,8 @@ fn split(gals: Vec<Galaxy>, cfg: &PrepareConfig) -> Result<(Vec<Galaxy>, Vec<Gal
     } else {
         let mut ids: Vec<String> = gals.iter().map(|g| g.id.clone()).collect();
         ids.shuffle(&mut rand::rngs::StdRng::seed_from_u64(cfg.seed));
-        let k = ((gals.len() as f64 * cfg.val_fraction).round() as usize).clamp(usize::from(gals.len() >= 2), gals.len().saturating_sub(1));
+        let k = ((gals.len() as f64 * cfg.val_fraction).round() as usize)
+            .clamp(usize::from(gals.len() >= 2), gals.len().saturating_sub(1));
         ids.truncate(k);
         ids
     };

@@ -31,7 +31,10 @@ pub fn condition(model: &SavedModel, galaxy: Option<&str>, values: Option<&[f64]
         (Some(id), None) => {
             let v = &model.config["conditions"][id];
             serde_json::from_value::<Vec<f64>>(v.clone()).map_err(|_| {
-                Error::Usage(format!("galaxy '{id}' is not in this model's checkpoint; pass --condition with {} values", names.len()))
+                Error::Usage(format!(
+                    "galaxy '{id}' is not in this model's checkpoint; pass --condition with {} values",
+                    names.len()
+                ))
             })?
         }
         (None, Some(v)) => v.to_vec(),
@@ -49,6 +52,7 @@ pub fn condition(model: &SavedModel, galaxy: Option<&str>, values: Option<&[f64]
 }
 
 /// Draws `n` stars for one physical condition and writes them, [n, 10] physical units, to `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn sample_to_npy(
     model: &SavedModel,
     cond: &[f64],
@@ -70,7 +74,8 @@ pub fn sample_to_npy(
         let mut phys = vec![0f32; d];
         while done < n {
             let m = chunk.min(n - done) as usize;
-            let x = sample(model.flow.as_ref(), m, &c, &mut rng).and_then(|t| t.to_vec()).map_err(std::io::Error::other)?;
+            let x =
+                sample(model.flow.as_ref(), m, &c, &mut rng).and_then(|t| t.to_vec()).map_err(std::io::Error::other)?;
             let mut bytes = Vec::with_capacity(m * d * 4);
             for row in x.chunks(d) {
                 model.standardizer.stars_to_physical(row, &mut phys);

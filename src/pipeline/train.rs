@@ -116,7 +116,13 @@ pub fn mean_nll(flow: &dyn Flow, set: &StarSet, dev: &Device) -> Result<f64> {
     })
 }
 
-fn checkpoint_config(spec: &FlowSpec, p: &Prepared, prep: &PrepareConfig, tc: &TrainConfig, st: &TrainState) -> serde_json::Value {
+fn checkpoint_config(
+    spec: &FlowSpec,
+    p: &Prepared,
+    prep: &PrepareConfig,
+    tc: &TrainConfig,
+    st: &TrainState,
+) -> serde_json::Value {
     serde_json::json!({
         "flow": spec,
         "standardizer": p.standardizer,
@@ -180,7 +186,9 @@ pub fn train(
     while state.epoch < tc.epochs && tc.max_steps.is_none_or(|m| state.step < m) {
         let epoch = state.epoch;
         let mut order: Vec<u32> = (0..n as u32).collect();
-        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
+            tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ));
         let bar = if progress {
             let b = indicatif::ProgressBar::new(steps_per_epoch as u64);
             b.set_style(

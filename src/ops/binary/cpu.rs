@@ -22,18 +22,40 @@ pub fn f(op: BinaryOp, a: f32, b: f32) -> f32 {
 macro_rules! with_op {
     ($op:expr, |$f:ident| $body:expr) => {
         match $op {
-            BinaryOp::Add => { let $f = |a: f32, b: f32| a + b; $body }
-            BinaryOp::Sub => { let $f = |a: f32, b: f32| a - b; $body }
-            BinaryOp::Mul => { let $f = |a: f32, b: f32| a * b; $body }
-            BinaryOp::Div => { let $f = |a: f32, b: f32| a / b; $body }
-            other => { let $f = move |a: f32, b: f32| f(other, a, b); $body }
+            BinaryOp::Add => {
+                let $f = |a: f32, b: f32| a + b;
+                $body
+            }
+            BinaryOp::Sub => {
+                let $f = |a: f32, b: f32| a - b;
+                $body
+            }
+            BinaryOp::Mul => {
+                let $f = |a: f32, b: f32| a * b;
+                $body
+            }
+            BinaryOp::Div => {
+                let $f = |a: f32, b: f32| a / b;
+                $body
+            }
+            other => {
+                let $f = move |a: f32, b: f32| f(other, a, b);
+                $body
+            }
         }
     };
 }
 
 /// Fast path: the innermost merged dimension is contiguous or broadcast (stride 1 or 0) in both operands,
 /// so the output is a sequence of rows, each one tight loop.
-fn rows<F: Fn(f32, f32) -> f32 + Sync>(f: F, a: &[f32], b: &[f32], dims: &[usize], sa: &[usize], sb: &[usize]) -> Vec<f32> {
+fn rows<F: Fn(f32, f32) -> f32 + Sync>(
+    f: F,
+    a: &[f32],
+    b: &[f32],
+    dims: &[usize],
+    sa: &[usize],
+    sb: &[usize],
+) -> Vec<f32> {
     let r = dims.len() - 1;
     let (len, (da, db)) = (dims[r], (sa[r], sb[r]));
     let n: usize = dims.iter().product();
@@ -51,7 +73,9 @@ fn rows<F: Fn(f32, f32) -> f32 + Sync>(f: F, a: &[f32], b: &[f32], dims: &[usize
                 ib += cd * sb[d];
             }
             match (da, db) {
-                (1, 1) => o.iter_mut().zip(&a[ia..ia + len]).zip(&b[ib..ib + len]).for_each(|((o, &x), &y)| *o = f(x, y)),
+                (1, 1) => {
+                    o.iter_mut().zip(&a[ia..ia + len]).zip(&b[ib..ib + len]).for_each(|((o, &x), &y)| *o = f(x, y))
+                }
                 (1, 0) => o.iter_mut().zip(&a[ia..ia + len]).for_each(|(o, &x)| *o = f(x, b[ib])),
                 (0, 1) => o.iter_mut().zip(&b[ib..ib + len]).for_each(|(o, &y)| *o = f(a[ia], y)),
                 _ => o.iter_mut().for_each(|o| *o = f(a[ia], b[ib])),

@@ -64,6 +64,12 @@ pub struct Scratch {
     yk: [f32; MAX_BINS + 1],
 }
 
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch::new()
+    }
+}
+
 impl Scratch {
     pub fn new() -> Scratch {
         Scratch { what: [0.0; MAX_BINS], hhat: [0.0; MAX_BINS], xk: [0.0; MAX_BINS + 1], yk: [0.0; MAX_BINS + 1] }
@@ -143,7 +149,8 @@ pub fn element_bwd(p: &Params, x: f32, th: &[f32], gy: f32, gld: f32, gth: &mut 
     // Partials of N, D and M in (ξ, s, δk, δk+1).
     let (n_xi, n_s, n_d0) = (2.0 * s * xi + d0 * qp, xi * xi, q);
     let (d_xi, d_s, d_d0, d_d1) = ((d0 + d1 - 2.0 * s) * qp, 1.0 - 2.0 * q, q, q);
-    let (m_xi, m_s, m_d0, m_d1) = (2.0 * d1 * xi + 2.0 * s * qp - 2.0 * d0 * (1.0 - xi), 2.0 * q, (1.0 - xi) * (1.0 - xi), xi * xi);
+    let (m_xi, m_s, m_d0, m_d1) =
+        (2.0 * d1 * xi + 2.0 * s * qp - 2.0 * d0 * (1.0 - xi), 2.0 * q, (1.0 - xi) * (1.0 - xi), xi * xi);
     // y = Y + H N / D and ld = 2 log s + log M - 2 log D, differentiated.
     let hd2 = h / (d * d);
     let y_xi = hd2 * (n_xi * d - n * d_xi);
@@ -169,7 +176,14 @@ pub fn element_bwd(p: &Params, x: f32, th: &[f32], gy: f32, gld: f32, gth: &mut 
         let below: f32 = hat[..b.k].iter().sum();
         let dot = scale * (g_knot * below + g_width * hat[b.k]);
         for j in 0..kk {
-            let gh = scale * if j < b.k { g_knot } else if j == b.k { g_width } else { 0.0 };
+            let gh = scale
+                * if j < b.k {
+                    g_knot
+                } else if j == b.k {
+                    g_width
+                } else {
+                    0.0
+                };
             out[j] = hat[j] * (gh - dot);
         }
     };

@@ -81,7 +81,10 @@ impl Tensor {
         let mut want = self.shape().to_vec();
         want.push(np);
         if theta.shape() != want.as_slice() {
-            return Err(Error::shape("rq_spline", format!("theta {:?} for x {:?}, want {want:?}", theta.shape(), self.shape())));
+            return Err(Error::shape(
+                "rq_spline",
+                format!("theta {:?} for x {:?}, want {want:?}", theta.shape(), self.shape()),
+            ));
         }
         if inverse && crate::autodiff::recording() && (self.tracks() || theta.tracks()) {
             return Err(Error::Usage("the inverse spline is not differentiable: run it under no_grad".into()));
@@ -117,10 +120,7 @@ impl Tensor {
                     (gx, gth)
                 }
             };
-            Ok(vec![
-                Some(Tensor::from_storage(gx, x.shape(), dev)?),
-                Some(Tensor::from_storage(gth, th.shape(), dev)?),
-            ])
+            Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?), Some(Tensor::from_storage(gth, th.shape(), dev)?)])
         });
         let y = packed.narrow(0, 0, 1)?.reshape(self.shape())?;
         let ld = packed.narrow(0, 1, 1)?.reshape(self.shape())?;
