@@ -2,7 +2,7 @@
 PTX interpreter sim.py (no GPU needed). Standard library only.
 
 Usage: python3 tools/ptxsim/test_kernels.py [family ...]   (from any directory; default: all families)
-Families: unary binary reduce softmax copy gather optim matmul.
+Families: unary binary reduce softmax copy gather optim matmul spline.
 Prints one line per case, then a final `N passed, M failed` line; exits non-zero if any case failed.
 """
 import math
@@ -416,7 +416,361 @@ def test_optim():
             check('adam use_v=%d dec=%d v' % (use_v, dec), vo[:n], rv)
 
 
-FAMILIES = ['unary', 'binary', 'reduce', 'softmax', 'copy', 'gather', 'optim', 'matmul']
+# ------------------------------------------------------------------ spline
+# Rational-quadratic spline (kernels/README.md, "spline"), references in f64 written from the README's maths.
+# Two values are taken from the kernels' f32 world: the knots, which the README fixes as f32 values accumulated in a
+# given order (sp_knots_f32 recomputes them so, exp as the simulator's ex2: 2^(f32(t log2 e)) rounded; the bin is
+# picked from them), and the forward's xi = (x - X_k) / W_k, rounded to f32 as every f32 backend must. Everything
+# else is f64. This is needed, not cosmetic: with minimum-size bins (W = 6e-3 next to knots near +-3 whose f32 ulp
+# is 2.4e-7) the spline moves by ~1e-4 relative between the f32 and the f64 knots, and one ulp below a knot
+# (1 - xi ~ 1e-6) the f32 rounding of xi (6e-8) moves ld by up to 1e-4 when s / d_{k+1} ~ 1e4; both are far above
+# what the kernel's own arithmetic contributes. The f64 backward is checked against central differences of the f64
+# forward (f64 knots, unrounded xi) before it is used.
+SP_LOG2E = struct.unpack('<f', struct.pack('<I', 0x3FB8AA3B))[0]
+SP_INV_LIM = (1e-5, 2e-5)   # largest predicted f32 error (of x, of ld) of the README's inverse root still checked
+
+
+def f32r(x):
+    return struct.unpack('<f', struct.pack('<f', x))[0]
+
+
+def f32_step(x, d):
+    """The f32 neighbour of the f32 value x towards +inf (d = 1) or -inf (d = -1); x itself for d = 0."""
+    if x == 0 and d:
+        return d * 1.4e-45
+    b = struct.unpack('<i', struct.pack('<f', x))[0]
+    b += d if x > 0 else -d
+    return struct.unpack('<f', struct.pack('<i', b))[0]
+
+
+def sp_knots_f32(raw, B, mn):
+    """Knots X_0 .. X_K as the kernels compute them in f32 (README order and rounding; B and mn f32 values)."""
+    K = len(raw)
+    m = max(raw)
+    e = []
+    for u in raw:
+        v = f32r(2.0 ** f32r(f32r(u - m) * SP_LOG2E))
+        e.append(0.0 if v < 1.1754943508222875e-38 else v)      # ex2.approx.ftz
+    s = 0.0
+    for v in e:
+        s = f32r(s + v)
+    scale = f32r(1.0 - f32r(mn * K))
+    two_b = f32r(B + B)
+    acc, knots = 0.0, [-B]
+    for v in e:
+        acc = f32r(acc + f32r(mn + f32r(scale * f32r(v / s))))
+        knots.append(f32r(-B + f32r(two_b * acc)))
+    knots[K] = B
+    return knots
+
+
+def sp_bin(knots, v):
+    """The largest k < K with knots[k] <= v (scanning from the left while the knots stay <= v)."""
+    k = 0
+    for j in range(1, len(knots) - 1):
+        if knots[j] <= v:
+            k = j
+        else:
+            break
+    return k
+
+
+def sp_softplus(r):
+    return max(r, 0.0) + math.log1p(math.exp(-abs(r)))
+
+
+def sp_setup(th, cfg, exact=False):
+    """softmax(u), knots X, softmax(v), knots Y, derivatives d[0..K]: f64, but the knots are the f32 ones unless
+    exact (the f64 knots of the README's formula, for the finite differences)."""
+    K, B, mw, mh, md = cfg
+    out = []
+    for raw, mn in ((th[:K], mw), (th[K:2 * K], mh)):
+        hat = softmax(raw)
+        kn, c = [-B], 0.0
+        for j in range(K - 1):
+            c += mn + (1 - mn * K) * hat[j]
+            kn.append(-B + 2 * B * c)
+        kn.append(B)
+        out += [hat, kn if exact else sp_knots_f32(raw, B, mn)]
+    d = [1.0] + [md + sp_softplus(r) for r in th[2 * K:]] + [1.0]
+    return out[0], out[1], out[2], out[3], d
+
+
+def sp_xi(x, X, k, exact):
+    """xi of x in bin k: f64, or as the kernels compute it in f32 (f32 knots, f32 x)."""
+    if exact:
+        return (x - X[k]) / (X[k + 1] - X[k])
+    return f32r(f32r(x - X[k]) / f32r(X[k + 1] - X[k]))
+
+
+def sp_eval(X, Y, d, k, xi):
+    """(y, ld, N, D, M) at xi in bin k."""
+    W, H = X[k + 1] - X[k], Y[k + 1] - Y[k]
+    s, d0, d1 = H / W, d[k], d[k + 1]
+    q = xi * (1 - xi)
+    N = s * xi * xi + d0 * q
+    D = s + (d0 + d1 - 2 * s) * q
+    M = d1 * xi * xi + 2 * s * q + d0 * (1 - xi) ** 2
+    return Y[k] + H * N / D, 2 * math.log(s) + math.log(M) - 2 * math.log(D), N, D, M
+
+
+def sp_fwd(x, th, cfg, k=None, exact=False):
+    """Forward (y, ld). k: the bin, held fixed even outside [-B, B] (for the differences); default the kernels'.
+    exact: f64 knots and xi (else the f32 ones, see above)."""
+    K, B = cfg[0], cfg[1]
+    if k is None:
+        if not (-B <= x <= B):
+            return x, 0.0
+        k = sp_bin(sp_knots_f32(th[:K], B, cfg[2]), x)
+    _, X, _, Y, d = sp_setup(th, cfg, exact)
+    y, ld, _, _, _ = sp_eval(X, Y, d, k, sp_xi(x, X, k, exact))
+    return y, ld
+
+
+def sp_inv(y, th, cfg):
+    """Inverse (x, ld) by bisection of the forward inside the bin (independent of the README's quadratic)."""
+    K, B = cfg[0], cfg[1]
+    if not (-B <= y <= B):
+        return y, 0.0
+    _, X, _, Y, d = sp_setup(th, cfg)
+    k = sp_bin(Y, y)
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if sp_eval(X, Y, d, k, mid)[0] < y:
+            lo = mid
+        else:
+            hi = mid
+    xi = 0.5 * (lo + hi)
+    return X[k] + xi * (X[k + 1] - X[k]), -sp_eval(X, Y, d, k, xi)[1]
+
+
+def sp_inv_err(y, th, cfg):
+    """Predicted error (of x, of ld) of the README's inverse evaluated in f32 at y: first-order propagation of the
+    f32 rounding (eps = 6e-8 relative) of s, c2, a, b, c and b^2 - 4ac through xi = 2c / (-b - sqrt(b^2 - 4ac)).
+    Near xi = 1 the README's a = H (s - d0) + t c2 and b = H d0 - t c2 cancel when d0 >> s or d1 (they tend to
+    H (d1 - s) and H (2s - d1)), b^2 - 4ac cancels towards H^2 d1^2 when s >> d1, and -b - sqrt(.) cancels when
+    b < 0; one ulp below a knot this reaches 6e-4 in x and 1 in ld with this test's large parameters. x errs by
+    W dxi, ld by |d ld / d xi| dxi.
+    (The CPU reference evaluates the same formula in f32.)"""
+    K, B = cfg[0], cfg[1]
+    if not (-B <= y <= B):
+        return 0.0, 0.0
+    _, X, _, Y, d = sp_setup(th, cfg)
+    k = sp_bin(Y, y)
+    W, H = X[k + 1] - X[k], Y[k + 1] - Y[k]
+    s, d0, d1 = H / W, d[k], d[k + 1]
+    t = y - Y[k]
+    c2 = d0 + d1 - 2 * s
+    a, b, c = H * (s - d0) + t * c2, H * d0 - t * c2, -s * t
+    R = math.sqrt(max(b * b - 4 * a * c, 0.0))
+    den = -b - R
+    if R == 0 or den == 0:
+        return math.inf, math.inf
+    eps = 6e-8
+    dc2 = eps * (d0 + d1 + 4 * s)
+    da = eps * (H * (s + abs(s - d0)) + 2 * abs(t * c2) + abs(a)) + abs(t) * dc2
+    db = eps * (2 * H * d0 + 2 * abs(t * c2) + abs(b)) + abs(t) * dc2
+    dc = 2 * eps * abs(c)
+    dR = eps * (2 * b * b + 8 * abs(a * c)) / (2 * R)
+    xi = 2 * c / den
+    g = 2 * c / (den * den)            # -d xi / d den
+    dxi = (abs(g) * (abs(2 * c / R) * da + abs(1 + b / R) * db + dR) + abs(2 / den - g * 2 * a / R) * dc +
+           eps * abs(xi))
+    _, _, _, D, M = sp_eval(X, Y, d, k, xi)
+    ld_xi = 2 * (d1 * xi + s * (1 - 2 * xi) - d0 * (1 - xi)) / M - 2 * c2 * (1 - 2 * xi) / D
+    return W * dxi + eps * abs(X[k] + xi * W), abs(ld_xi) * dxi
+
+
+def sp_bwd(x, th, gy, gld, cfg, k=None, exact=False):
+    """(gx, gtheta) of L = gy y + gld ld by the README's chain rule, partials by the quotient rule."""
+    K, B, mw, mh, md = cfg
+    P = 3 * K - 1
+    if k is None:
+        if not (-B <= x <= B):
+            return gy, [0.0] * P
+        k = sp_bin(sp_knots_f32(th[:K], B, mw), x)
+    wh, X, hh, Y, d = sp_setup(th, cfg, exact)
+    W, H = X[k + 1] - X[k], Y[k + 1] - Y[k]
+    s, d0, d1 = H / W, d[k], d[k + 1]
+    xi = sp_xi(x, X, k, exact)
+    q, qp = xi * (1 - xi), 1 - 2 * xi
+    _, _, N, D, M = sp_eval(X, Y, d, k, xi)
+    # partials of N, D, M in (xi, s, d0, d1)
+    Nz = [2 * s * xi + d0 * qp, xi * xi, q, 0.0]
+    Dz = [(d0 + d1 - 2 * s) * qp, 1 - 2 * q, q, q]
+    Mz = [2 * d1 * xi + 2 * s * qp - 2 * d0 * (1 - xi), 2 * q, (1 - xi) ** 2, xi * xi]
+    G = []
+    for z in range(4):
+        y_z = H * (Nz[z] * D - N * Dz[z]) / (D * D)
+        ld_z = (2 / s if z == 1 else 0.0) + Mz[z] / M - 2 * Dz[z] / D
+        G.append(gy * y_z + gld * ld_z)
+    g_xi, g_s, g_d0, g_d1 = G
+    gx = g_xi / W
+    GX, GW = -g_xi / W, -(g_xi * xi + g_s * s) / W
+    GY, GH = gy, gy * N / D + g_s / W
+    gth = []
+    for hat, mn, gk, gw in ((wh, mw, GX, GW), (hh, mh, GY, GH)):
+        gh = [2 * B * (1 - mn * K) * (gk if j < k else gw if j == k else 0.0) for j in range(K)]
+        dot = sum(a * b for a, b in zip(hat, gh))
+        gth += [hat[j] * (gh[j] - dot) for j in range(K)]
+    gr = [0.0] * (K - 1)
+    if k >= 1:
+        gr[k - 1] = g_d0 * sig(th[2 * K + k - 1])
+    if k + 1 <= K - 1:
+        gr[k] = g_d1 * sig(th[2 * K + k])
+    return gx, gth + gr
+
+
+def sp_fd_check(name, xs, th, gys, glds, cfg, idx):
+    """The f64 backward (f64 knots and bin) against central differences of the f64 forward, bin held fixed.
+    Minimum-size bins with slopes ~1e3 make the forward vary on scales of 1e-6 near the knots (and leave the region
+    M > 0 a few 1e-7 beyond them), while the f64 knot differences W, H lose digits to cancellation (~1e-13 relative in
+    L), so no single step fits every element: each difference is Richardson-extrapolated, (4 D(h/2) - D(h)) / 3,
+    for h = 1e-2 min(W, H), 1e-3 min(W, H), ..., and the value is taken where two consecutive steps agree best.
+    That is good to ~1e-7 relative, but only to ~1e-5 for the steepest elements (gradients up to 1e8), hence the
+    tolerance of 1e-4 (an error in the backward's maths shows as O(1))."""
+    K, B = cfg[0], cfg[1]
+    P = 3 * K - 1
+    num, ana = [], []
+    for i in idx:
+        x, t = xs[i], th[i * P:(i + 1) * P]
+        _, X, _, Y, _ = sp_setup(t, cfg, exact=True)
+        k = sp_bin(X, x)                  # the f64 knots' bin: xi in [0, 1] (M, D > 0)
+        h0 = 1e-2 * min(X[k + 1] - X[k], Y[k + 1] - Y[k])
+
+        def L(xv, tv):
+            y, ld = sp_fwd(xv, tv, cfg, k, exact=True)
+            return gys[i] * y + glds[i] * ld
+
+        def diff(f):
+            scale, h, rs = abs(f(0)) + 1, h0, []
+            for _ in range(8):
+                try:
+                    a, b = f(h) - f(-h), f(h / 2) - f(-h / 2)
+                    # Richardson, kept only where the differences of L stand well above its rounding noise
+                    rs.append((4 * b / h - a / (2 * h)) / 3 if abs(b) >= 1e-11 * scale else None)
+                except ValueError:            # log of M or D <= 0: the step left the region
+                    rs.append(None)
+                h /= 10
+            pairs = [(abs(r1 - r2), r1) for r1, r2 in zip(rs, rs[1:]) if r1 is not None and r2 is not None]
+            return min(pairs)[1] if pairs else 0.0       # L never moved: a zero derivative
+        gx, gt = sp_bwd(x, t, gys[i], glds[i], cfg, k, exact=True)
+        ana += [gx] + gt
+        num.append(diff(lambda h: L(x + h, t)))
+        for j in range(P):
+            num.append(diff(lambda h: L(x, t[:j] + [t[j] + h] + t[j + 1:])))
+    check(name, ana, num, 1e-4)
+
+
+def sp_check(name, out, ref, groups, stride=1):
+    """check() separately per group of elements (stride values each): the large-parameter elements have
+    gradients up to 1e5, which would hide the errors of all the others in one relative norm."""
+    for label, idx in groups:
+        check('%s (%s)' % (name, label), [out[i * stride + j] for i in idx for j in range(stride)],
+              [ref[i * stride + j] for i in idx for j in range(stride)])
+
+
+def test_spline():
+    E = kernel('spline.ptx')
+    B, mw, mh, md = 3.0, f32r(1e-3), f32r(1e-3), f32r(1e-3)      # the values the kernel receives
+    # (n, K, grid x cap): odd n, so the last block is partial; cap 1 launches 300 elements on a (1, 2) grid
+    for n, K, cap in ((37, 3, None), (300, 10, 1), (41, 2, None)):
+        cfg = (K, B, mw, mh, md)
+        P = 3 * K - 1
+        th = [f32r(random.gauss(0, 1.5)) for _ in range(n * P)]
+        large = list(range(0, n, 7))      # large raw parameters: minimum-size bins, slopes from 1e-6 to 1e6
+        for i in large:
+            for j in range(P):
+                th[i * P + j] = f32r(random.gauss(0, 8))
+        for i in (9, 12):                 # saturated softmaxes and softplus
+            th[i * P:(i + 1) * P] = [30.0 if j % 3 == i % 2 else -30.0 for j in range(P)]
+        large = sorted(set(large) | {9, 12})
+        groups = (('N(0, 1.5) params', [i for i in range(n) if i not in large]), ('large params', large))
+        xs = rnd(n, -3.5, 3.5)
+        xs[:6] = [-3.0, 3.0, f32_step(3.0, 1), f32_step(-3.0, -1), f32_step(3.0, -1), f32_step(-3.0, 1)]
+        xs[6], xs[7], xs[n - 1] = 0.0, 3.5, math.nan      # NaN: outside too (identity, ld = 0)
+        at_knot = set(range(8, n, 3))
+        for i in at_knot:                 # just below, on, just above an inner knot
+            kn = sp_knots_f32(th[i * P:i * P + K], B, mw)
+            xs[i] = f32_step(kn[1 + (i // 9) % (K - 1)], (i // 3) % 3 - 1)
+        gys, glds = rnd(n, -2, 2), rnd(n, -2, 2)
+        inside = [i for i in range(n) if -B <= xs[i] <= B]
+        outside = [i for i in range(n) if i not in inside]
+        # the first 16 elements inside [-B, B] and every large-parameter one
+        sp_fd_check('spline f64 backward vs differences K=%d' % K, xs, th, gys, glds, cfg,
+                    sorted(set(inside[:16]) | (set(inside) & set(large))))
+
+        grid = grid1d(n, cap)
+        prm = lambda inv: pk('IIIIffff', n, K, inv, 0, B, mw, mh, md)
+        m = Machine()
+        xa, ta = m.alloc(xs), m.alloc(th)
+
+        def run_fwd(inp, inv):
+            oa = m.alloc([math.nan] * (2 * n) + [12345.0] * 3)      # poisoned, and sentinels past the end
+            m.launch(E['spline_fwd'], grid, (256, 1, 1), prm(inv), [m.alloc(inp), ta, oa])
+            out = m.read(oa, 2 * n + 3)
+            sentinel_ok('spline_fwd inverse=%d' % inv, out, 2 * n)
+            return out[:n], out[n:2 * n]
+
+        # forward
+        ys, lds = run_fwd(xs, 0)
+        ref = [sp_fwd(x, th[i * P:(i + 1) * P], cfg) for i, x in enumerate(xs)]
+        sp_check('spline_fwd n=%d K=%d y' % (n, K), ys, [r[0] for r in ref], groups)
+        sp_check('spline_fwd n=%d K=%d ld' % (n, K), lds, [r[1] for r in ref], groups)
+        if any(pk('f', ys[i]) != pk('f', xs[i]) or lds[i] != 0.0 for i in outside):
+            print('%-50s identity outside [-B, B] not exact FAIL' % 'spline_fwd')
+            FAIL.append('spline_fwd outside')
+
+        # inverse of the kernel's own forward output, where that is well conditioned: x(y) multiplies the f32
+        # rounding of y by dx/dy (up to 1e6 here), and ld(x) that by |d ld / dx| (up to 1e6 next to the knots of
+        # minimum-size bins), so only elements with dy/dx >= 1e-2, |d ld / dx| <= 100 dy/dx and a README root
+        # predicted good enough (sp_inv_err within SP_INV_LIM) take part, and
+        # no x beside a knot (y may round into the next bin, where ld has another slope).
+        xr, ldr = run_fwd(ys, 1)
+        tame = [i for i in range(n) if i not in at_knot and ref[i][1] >= math.log(1e-2) and
+                abs(sp_bwd(xs[i], th[i * P:(i + 1) * P], 0.0, 1.0, cfg)[0]) <= 100 * math.exp(ref[i][1]) and
+                all(e <= lim for e, lim in zip(sp_inv_err(ys[i], th[i * P:(i + 1) * P], cfg), SP_INV_LIM))]
+        check('spline inverse(forward(x)) = x n=%d K=%d (%d el.)' % (n, K, len(tame)),
+              [xr[i] for i in tame], [xs[i] for i in tame])
+        check('spline inverse ld = -forward ld n=%d K=%d' % (n, K), [ldr[i] for i in tame], [-lds[i] for i in tame])
+
+        # inverse on inputs of its own (on and beside the Y knots, +-B, outside) against the bisection reference;
+        # x and ld where sp_inv_err predicts the README's root to be good enough for them (SP_INV_LIM).
+        yin = rnd(n, -3.5, 3.5)
+        yin[:4] = [-3.0, 3.0, f32_step(3.0, 1), f32_step(-3.0, -1)]
+        for i in range(4, n, 3):
+            kn = sp_knots_f32(th[i * P + K:i * P + 2 * K], B, mh)
+            yin[i] = f32_step(kn[1 + (i // 9) % (K - 1)], (i // 3) % 3 - 1)
+        xi_, ldi = run_fwd(yin, 1)
+        ref = [sp_inv(y, th[i * P:(i + 1) * P], cfg) for i, y in enumerate(yin)]
+        err = [sp_inv_err(y, th[i * P:(i + 1) * P], cfg) for i, y in enumerate(yin)]
+        for q, name in ((0, 'x'), (1, 'ld')):
+            sub = [(label, [i for i in idx if err[i][q] <= SP_INV_LIM[q]]) for label, idx in groups]
+            sp_check('spline inverse n=%d K=%d %s (%d ill-cond. out)' % (n, K, name, n - sum(len(v) for _, v in sub)),
+                     xi_ if q == 0 else ldi, [r[q] for r in ref], sub)
+
+        # backward
+        ga = m.alloc(gys + glds)
+        gxa = m.alloc([math.nan] * n + [12345.0] * 3)
+        gta = m.alloc([math.nan] * (n * P) + [12345.0] * 3)
+        m.launch(E['spline_bwd'], grid, (256, 1, 1), prm(0), [xa, ta, ga, gxa, gta])
+        gx = m.read(gxa, n + 3)
+        gt = m.read(gta, n * P + 3)
+        sentinel_ok('spline_bwd gx', gx, n)
+        sentinel_ok('spline_bwd gtheta', gt, n * P)
+        ref = [sp_bwd(x, th[i * P:(i + 1) * P], gys[i], glds[i], cfg) for i, x in enumerate(xs)]
+        sp_check('spline_bwd n=%d K=%d gx' % (n, K), gx[:n], [r[0] for r in ref], groups)
+        rt = sum((r[1] for r in ref), [])
+        sp_check('spline_bwd n=%d K=%d gtheta' % (n, K), gt[:n * P], rt, groups, P)
+        zeros = [i * P + j for i in outside for j in range(P)] + \
+                [i * P + j for i in inside for j in range(2 * K, P) if rt[i * P + j] == 0.0]
+        if any(gt[j] != 0.0 for j in zeros) or any(gx[i] != gys[i] for i in outside):
+            print('%-50s exact zeros / gx = gy outside FAIL' % 'spline_bwd')
+            FAIL.append('spline_bwd zeros')
+
+
+FAMILIES = ['unary', 'binary', 'reduce', 'softmax', 'copy', 'gather', 'optim', 'matmul', 'spline']
 
 
 def run_family(w):
@@ -438,6 +792,8 @@ def run_family(w):
         test_gather()
     elif w == 'optim':
         test_optim()
+    elif w == 'spline':
+        test_spline()
     elif w == 'matmul':
         test_matmul([(70, 67, 35, 2, 0, 0, 0, 0), (70, 67, 35, 1, 1, 0, 0, 0), (70, 67, 35, 1, 0, 1, 0, 0),
                      (70, 67, 35, 1, 1, 1, 0, 0), (64, 68, 17, 2, 0, 0, 1, 0), (5, 8, 3, 3, 1, 1, 0, 1),
