@@ -15,26 +15,25 @@ pub fn matmul(
     sa: usize,
     sb: usize,
 ) -> Vec<f32> {
-    let mut c = vec![0.0f32; batch * m * n];
-    if m * n == 0 {
-        return c;
+    if m * n == 0 || k == 0 {
+        return vec![0.0f32; batch * m * n];
     }
+    // gemm overwrites every element of C (alpha = 0 and read_dst = false), so C is not zero-filled first:
+    // the kernels write into the spare capacity and the length is set once they are done.
+    let mut c: Vec<f32> = Vec::with_capacity(batch * m * n);
     // Row and column strides of op(A) ([m, k]) and op(B) ([k, n]) in the stored layouts.
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
     let big = m * n * k >= 1 << 18;
-    let gemm_one = |ci: &mut [f32], bi: usize, par: gemm::Parallelism| {
-        if k == 0 {
-            return;
-        }
+    let gemm_one = |ci: *mut f32, bi: usize, par: gemm::Parallelism| {
         // SAFETY: the pointers cover [m, k], [k, n] and [m, n] with the strides given (checked by the
-        // op's shape logic); dst does not alias the inputs.
+        // op's shape logic); dst does not alias the inputs and is only written.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                ci.as_mut_ptr(),
+                ci,
                 1,
                 n as isize,
                 false,
@@ -53,14 +52,17 @@ pub fn matmul(
             );
         }
     };
+    let spare = c.spare_capacity_mut();
     if batch > 1 && !big {
-        c.par_chunks_mut(m * n).enumerate().for_each(|(bi, ci)| gemm_one(ci, bi, gemm::Parallelism::None));
+        spare.par_chunks_mut(m * n).enumerate().for_each(|(bi, ci)| gemm_one(ci.as_mut_ptr().cast(), bi, gemm::Parallelism::None));
     } else {
         let par = if big { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
-        for (bi, ci) in c.chunks_mut(m * n).enumerate() {
-            gemm_one(ci, bi, par);
+        for (bi, ci) in spare.chunks_mut(m * n).enumerate() {
+            gemm_one(ci.as_mut_ptr().cast(), bi, par);
         }
     }
+    // SAFETY: every one of the batch * m * n elements was written by gemm above.
+    unsafe { c.set_len(batch * m * n) };
     c
 }
 
