@@ -140,6 +140,23 @@ enum FlowCmd {
         #[arg(long)]
         resume: bool,
     },
+    /// Clean, condition, split and standardise a data folder as `train` would, and write the result as .npy
+    /// (train_x/val_x [N, 10] standardised stars, train_c/val_c [N, C] each star's standardised condition)
+    /// plus prepared.json (standardisation, ids, cleaning report): the same data for other tools.
+    Prepare {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        val_ids: Vec<String>,
+        #[arg(long, default_value_t = 0.2)]
+        val_fraction: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        extra_conditions: Option<PathBuf>,
+    },
     /// Draw stars for one galaxy's condition, in physical units, into a .npy [N, 10].
     Sample {
         #[arg(long)]
@@ -251,6 +268,13 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             };
             pipeline::train(&p, &spec, &prep, &tc, &out, &dev, resume, true)?;
             println!("checkpoint: {}", out.display());
+            Ok(true)
+        }
+        FlowCmd::Prepare { data, out, val_ids, val_fraction, seed, extra_conditions } => {
+            let prep = PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() };
+            let p = pipeline::prepare(&data, &prep)?;
+            pipeline::prepare::export(&p, &out)?;
+            println!("{}\n{} training and {} held-out galaxies -> {}", p.report, p.train.len(), p.val.len(), out.display());
             Ok(true)
         }
         FlowCmd::Sample { model, galaxy, condition, stars, out, chunk, seed, device } => {

@@ -176,3 +176,48 @@ impl StarSet {
         self.galaxy.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn galaxy() -> Galaxy {
+        // Ages 1..=10, masses 1e4 each, Z = 0.01 and 0.03 alternating.
+        let stars = Array2::from_shape_fn((10, 11), |(r, c)| match c {
+            AGE => (r + 1) as f32,
+            MASS => 1e4,
+            METALS => if r % 2 == 0 { 0.01 } else { 0.03 },
+            _ => 0.0,
+        });
+        Galaxy { id: "g7".into(), stars }
+    }
+
+    #[test]
+    fn base_conditions_are_galacticflows() {
+        let c = base_conditions(&galaxy());
+        assert!((c[0] - 5.0).abs() < 1e-12, "log10 of 10 x 1e4 Msun: {}", c[0]);
+        assert!((c[1] - 5.5).abs() < 1e-12, "median age: {}", c[1]);
+        assert!((c[2] - 1.9).abs() < 1e-9, "10th percentile age (numpy linear): {}", c[2]);
+        assert!((c[3] - 0.02).abs() < 1e-9, "mean Z: {}", c[3]);
+    }
+
+    #[test]
+    fn extra_conditions_come_from_a_csv_keyed_by_id() {
+        let dir = std::env::temp_dir().join(format!("gforge-extra-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("latents.csv");
+        std::fs::write(&p, "id,l0,l1\ng7,0.5,-1.25\ng8,1,2\n").unwrap();
+        let e = ExtraConditions::read_csv(&p).unwrap();
+        assert_eq!(e.names, ["l0", "l1"]);
+        let c = conditions(&galaxy(), Some(&e)).unwrap();
+        assert_eq!(&c[4..], &[0.5, -1.25]);
+        assert_eq!(condition_names(Some(&e)).len(), 6);
+        let missing = Galaxy { id: "g9".into(), ..galaxy() };
+        assert!(conditions(&missing, Some(&e)).unwrap_err().to_string().contains("g9"));
+        std::fs::write(&p, "id,l0\ng7,nan\n").unwrap();
+        assert!(ExtraConditions::read_csv(&p).unwrap_err().to_string().contains("line 2"));
+        std::fs::write(&p, "name,l0\n").unwrap();
+        assert!(ExtraConditions::read_csv(&p).is_err());
+    }
+}

@@ -86,3 +86,31 @@ pub fn prepare(data: &Path, cfg: &PrepareConfig) -> Result<Prepared> {
     let standardizer = Standardizer::fit(&train, &train_cond, condition_names(extra.as_ref()));
     Ok(Prepared { train, val, train_cond, val_cond, standardizer, report })
 }
+
+/// Writes the prepared sets as .npy (train_x, train_c, val_x, val_c; conditions repeated per star) and
+/// prepared.json, so other tools (benches/torch/zuko_flows.py) train on exactly the same data.
+pub fn export(p: &Prepared, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    for (name, set) in [("train", p.train_set()), ("val", p.val_set())] {
+        let n = set.len();
+        let x = ndarray::Array2::from_shape_vec((n, crate::data::MODELLED.len()), set.x.clone())
+            .map_err(|e| Error::Data(e.to_string()))?;
+        let c: Vec<f32> = set
+            .galaxy
+            .iter()
+            .flat_map(|&g| set.cond[g as usize * set.cond_dim..(g as usize + 1) * set.cond_dim].iter().copied())
+            .collect();
+        let c = ndarray::Array2::from_shape_vec((n, set.cond_dim), c).map_err(|e| Error::Data(e.to_string()))?;
+        crate::io::write_npy_f32(&dir.join(format!("{name}_x.npy")), &x.into_dyn())?;
+        crate::io::write_npy_f32(&dir.join(format!("{name}_c.npy")), &c.into_dyn())?;
+    }
+    let info = serde_json::json!({
+        "standardizer": p.standardizer,
+        "log_jacobian": p.standardizer.log_jacobian(),
+        "train_ids": p.train.iter().map(|g| &g.id).collect::<Vec<_>>(),
+        "val_ids": p.val.iter().map(|g| &g.id).collect::<Vec<_>>(),
+        "report": p.report.to_string(),
+    });
+    let bytes = serde_json::to_vec_pretty(&info).map_err(|e| Error::Data(e.to_string()))?;
+    crate::io::write_atomic(&dir.join("prepared.json"), |w| std::io::Write::write_all(w, &bytes))
+}
