@@ -5,6 +5,7 @@ use crate::backend::{self, Device};
 use crate::error::Result;
 use crate::ops::gather::Indices;
 use crate::ops::matmul::matmul_t;
+use crate::ops::sos::SosCfg;
 use crate::ops::spline::SplineCfg;
 use crate::optim::{Adam, AdamConfig, AdamKind};
 use crate::{autodiff, Tensor, Var};
@@ -124,6 +125,21 @@ pub fn cases() -> Vec<Case> {
         let cfg = SplineCfg { bins: k, ..SplineCfg::default() };
         let mut c = case(name, &[&[37, 5], &[37, 5, 3 * k - 1]], wide, move |x| {
             let run = || x[0].rq_spline(&x[1].scale(0.5)?, &cfg, inverse);
+            let (y, ld) = if inverse { autodiff::no_grad(run)? } else { run()? };
+            Tensor::concat(&[&y, &ld], 0)
+        });
+        c.tol = 1e-4;
+        v.push(c);
+    }
+    // SOS transform: x in [-1.75, 1.75] (the range scaled by 0.5), coefficients in [-0.875, 0.875]; the
+    // inverse bisects 40 times on [-11, 11]. Degree-9 polynomials in x sum terms of both signs, so f32
+    // rounding costs ~1e-6 relative; the tolerance follows the spline's.
+    for (name, k, r, inverse) in
+        [("sos K=3 r=4", 3, 4, false), ("sos K=2 r=2", 2, 2, false), ("sos inverse K=3 r=4", 3, 4, true)]
+    {
+        let cfg = SosCfg { polynomials: k, degree: r, ..SosCfg::default() };
+        let mut c = case(name, &[&[37, 5], &[37, 5, k * (r + 1) + 1]], wide, move |x| {
+            let run = || x[0].scale(0.5)?.sos_transform(&x[1].scale(0.25)?, &cfg, inverse);
             let (y, ld) = if inverse { autodiff::no_grad(run)? } else { run()? };
             Tensor::concat(&[&y, &ld], 0)
         });

@@ -1,7 +1,7 @@
 //! Every bijection: inverse(forward(x)) = x, and its log-determinant against a brute-force Jacobian
 //! (the full Jacobian of the output, row by row through autodiff, whose rules tests/gradcheck.rs checks
 //! against finite differences; its log|det| in f64 by Gaussian elimination). On the CPU and every WGPU adapter.
-use galactic_forge::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig};
+use galactic_forge::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig, Sospf, SospfConfig};
 use galactic_forge::nn::LuLinear;
 use galactic_forge::ops::spline::SplineCfg;
 use galactic_forge::{backend, backward, no_grad, Device, Tensor};
@@ -135,11 +135,11 @@ fn lu_linear_inverts_and_log_det_matches_the_matrix() {
 }
 
 /// inverse(forward(x)) = x and log|det dz/dx| against the brute-force Jacobian, with every weight pushed
-/// off its initial value so the transforms are far from the identity.
-fn check_flow(flow: &dyn Flow, dev: &Device, rng: &mut StdRng) {
+/// off its initial value (by up to `amp`) so the transforms are far from the identity.
+fn check_flow(flow: &dyn Flow, dev: &Device, rng: &mut StdRng, amp: f32, inv_tol: f64) {
     for v in galactic_forge::nn::Module::vars(flow) {
         let t = v.get();
-        let noise = Tensor::from_vec(uniform(t.numel(), -0.3, 0.3, rng), t.shape(), dev).unwrap();
+        let noise = Tensor::from_vec(uniform(t.numel(), -amp, amp, rng), t.shape(), dev).unwrap();
         v.set(t.add(&noise).unwrap());
     }
     let (b, d, nc) = (9, flow.dim(), flow.cond_dim());
@@ -149,7 +149,7 @@ fn check_flow(flow: &dyn Flow, dev: &Device, rng: &mut StdRng) {
     let (z, ld) = no_grad(|| flow.forward(&xt, &c)).unwrap();
     let back = flow.inverse(&z, &c).unwrap().to_vec().unwrap();
     let e = galactic_forge::selftest::rel_err(&back, &x);
-    assert!(e < 1e-4, "{dev}: inverse(forward(x)) relative error {e}");
+    assert!(e < inv_tol, "{dev}: inverse(forward(x)) relative error {e}");
     let jac = jacobians(&|xt| flow.forward(xt, &c).unwrap().0, &x, b, d, dev);
     let ld = ld.to_vec().unwrap();
     for r in 0..b {
@@ -169,7 +169,7 @@ fn nsf_inverts_and_log_det_matches_brute_force_jacobian() {
             seed: 3,
             ..NsfConfig::galacticflow(5, 3)
         };
-        check_flow(&Nsf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(9));
+        check_flow(&Nsf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(9), 0.3, 1e-4);
     }
 }
 
@@ -177,7 +177,7 @@ fn nsf_inverts_and_log_det_matches_brute_force_jacobian() {
 fn maf_inverts_and_log_det_matches_brute_force_jacobian() {
     for dev in devices() {
         let cfg = MafConfig { transforms: 3, hidden: vec![24, 24], seed: 4, ..MafConfig::galacticforge(6, 2) };
-        check_flow(&Maf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(11));
+        check_flow(&Maf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(11), 0.3, 1e-4);
     }
 }
 
@@ -187,7 +187,59 @@ fn nice_inverts_and_log_det_matches_brute_force_jacobian() {
         for affine in [false, true] {
             let cfg =
                 NiceConfig { transforms: 4, hidden: vec![20, 20], affine, seed: 5, ..NiceConfig::galacticforge(7, 2) };
-            check_flow(&Nice::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(13));
+            check_flow(&Nice::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(13), 0.3, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn sospf_inverts_and_log_det_matches_brute_force_jacobian() {
+    for dev in devices() {
+        let cfg = SospfConfig { transforms: 3, hidden: vec![24, 24], seed: 6, ..SospfConfig::galacticforge(4, 2) };
+        // Smaller pushes: with MADE weights moved by 0.3, three stacked degree-9 polynomials reach 1e8 and the
+        // f32 inverse loses its digits. Even here f(x) sums degree-9 terms of both signs: its f32 rounding
+        // (~1e-6 of the largest term) maps back to x through 1/f'(x), hence 1e-3 for the round trip.
+        check_flow(&Sospf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(17), 0.05, 1e-3);
+    }
+}
+
+#[test]
+fn sos_transform_inverts_and_its_log_det_is_the_derivative() {
+    use galactic_forge::ops::sos::SosCfg;
+    let mut rng = StdRng::seed_from_u64(23);
+    for dev in devices() {
+        let cfg = SosCfg::default();
+        let (n, np) = (301, cfg.params_per_dim());
+        let x = uniform(n, -3.0, 3.0, &mut rng);
+        let th = uniform(n * np, -0.6, 0.6, &mut rng);
+        let xt = Tensor::from_slice(&x, &[n], &dev).unwrap();
+        let tt = Tensor::from_slice(&th, &[n, np], &dev).unwrap();
+        let (y, ld) = no_grad(|| xt.sos_transform(&tt, &cfg, false)).unwrap();
+        let (xb, ldi) = no_grad(|| y.sos_transform(&tt, &cfg, true)).unwrap();
+        let (y, ld, xb, ldi) = (y.to_vec().unwrap(), ld.to_vec().unwrap(), xb.to_vec().unwrap(), ldi.to_vec().unwrap());
+        for i in 0..n {
+            // f32 rounding of f (a few ulp of its larger terms, ~|y| + 1 here) maps back through dx/dy = exp(-ld).
+            let tol = 1e-5 * (1.0 + x[i].abs()) + 1e-6 * (1.0 + y[i].abs()) * (-ld[i]).exp();
+            assert!((xb[i] - x[i]).abs() < tol, "{dev}: x {} -> {} -> {} (ld {})", x[i], y[i], xb[i], ld[i]);
+            assert!((ld[i] + ldi[i]).abs() < 1e-4 * (1.0 + ld[i].abs()), "{dev}: ld {} inverse ld {}", ld[i], ldi[i]);
+            // ld against central differences of y in f64 around the f32 evaluation.
+            let at = |v: f32| {
+                let t = Tensor::from_slice(&[v], &[1], &dev).unwrap();
+                let t1 = Tensor::from_slice(&th[i * np..(i + 1) * np], &[1, np], &dev).unwrap();
+                f64::from(no_grad(|| t.sos_transform(&t1, &cfg, false)).unwrap().0.to_vec().unwrap()[0])
+            };
+            let h = 1e-2f32;
+            let d1 = (at(x[i] + h) - at(x[i] - h)) / (2.0 * f64::from(h));
+            let d2 = (at(x[i] + h / 2.0) - at(x[i] - h / 2.0)) / f64::from(h);
+            let est = (4.0 * d2 - d1) / 3.0;
+            let noise = 4.0 * f64::from(f32::EPSILON) * (1.0 + f64::from(y[i].abs())) / (f64::from(h) * est);
+            assert!(
+                (est.ln() - f64::from(ld[i])).abs() < 1e-3 + noise,
+                "{dev}: x {} ld {} vs {}",
+                x[i],
+                ld[i],
+                est.ln()
+            );
         }
     }
 }

@@ -2,7 +2,7 @@
 use clap::{Args, Parser, Subcommand};
 use galactic_forge::backend::{list_devices, Device};
 use galactic_forge::data::synthetic::{self, SynthConfig};
-use galactic_forge::flows::{MafConfig, NiceConfig, NsfConfig};
+use galactic_forge::flows::{MafConfig, NiceConfig, NsfConfig, SospfConfig};
 use galactic_forge::pipeline::{self, forge, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
 use std::path::PathBuf;
@@ -80,7 +80,8 @@ enum SynthCmd {
 #[derive(Args)]
 struct ModelArgs {
     /// nsf (GalacticFlow's neural spline flow) or maf (masked autoregressive flow; --layers transforms,
-    /// --depth - 1 hidden layers of --hidden units), nice or nice-affine (--layers couplings).
+    /// --depth - 1 hidden layers of --hidden units), nice or nice-affine (--layers couplings), sospf
+    /// (--layers sum-of-squares polynomial transforms).
     #[arg(long, default_value = "nsf")]
     model: String,
     #[arg(long, default_value_t = 14)]
@@ -218,7 +219,14 @@ fn flow_spec(m: &ModelArgs, cond_dim: usize, seed: u64) -> Result<FlowSpec> {
             seed,
             ..NiceConfig::galacticforge(10, cond_dim)
         })),
-        o => Err(Error::Usage(format!("unknown model '{o}' (nsf, maf, nice, nice-affine)"))),
+        // SOSPF: --layers transforms of degree-4, 3-polynomial SOS with soft-clips, (hidden, ...) MADEs.
+        "sospf" => Ok(FlowSpec::Sospf(SospfConfig {
+            transforms: m.layers,
+            hidden: vec![m.hidden; m.depth.saturating_sub(1).max(1)],
+            seed,
+            ..SospfConfig::galacticforge(10, cond_dim)
+        })),
+        o => Err(Error::Usage(format!("unknown model '{o}' (nsf, maf, nice, nice-affine, sospf)"))),
     }
 }
 
@@ -274,7 +282,13 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             let prep = PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() };
             let p = pipeline::prepare(&data, &prep)?;
             pipeline::prepare::export(&p, &out)?;
-            println!("{}\n{} training and {} held-out galaxies -> {}", p.report, p.train.len(), p.val.len(), out.display());
+            println!(
+                "{}\n{} training and {} held-out galaxies -> {}",
+                p.report,
+                p.train.len(),
+                p.val.len(),
+                out.display()
+            );
             Ok(true)
         }
         FlowCmd::Sample { model, galaxy, condition, stars, out, chunk, seed, device } => {

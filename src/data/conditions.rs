@@ -187,7 +187,13 @@ mod tests {
         let stars = Array2::from_shape_fn((10, 11), |(r, c)| match c {
             AGE => (r + 1) as f32,
             MASS => 1e4,
-            METALS => if r % 2 == 0 { 0.01 } else { 0.03 },
+            METALS => {
+                if r % 2 == 0 {
+                    0.01
+                } else {
+                    0.03
+                }
+            }
             _ => 0.0,
         });
         Galaxy { id: "g7".into(), stars }

@@ -4,10 +4,12 @@
 mod maf;
 mod nice;
 mod nsf;
+mod sospf;
 
 pub use maf::{Maf, MafConfig};
 pub use nice::{Nice, NiceConfig};
 pub use nsf::{Nsf, NsfConfig};
+pub use sospf::{softclip, softclip_inverse, Sospf, SospfConfig};
 
 use crate::autodiff::{no_grad, Var};
 use crate::error::Result;

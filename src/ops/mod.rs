@@ -8,6 +8,7 @@ pub mod gather;
 pub mod matmul;
 pub mod reduce;
 pub mod softmax;
+pub mod sos;
 pub mod spline;
 pub mod unary;
 

@@ -4,7 +4,7 @@ use crate::backend::Device;
 use crate::checkpoint;
 use crate::data::conditions::Standardizer;
 use crate::error::{Error, Result};
-use crate::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig};
+use crate::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig, Sospf, SospfConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -15,6 +15,7 @@ pub enum FlowSpec {
     Nsf(NsfConfig),
     Maf(MafConfig),
     Nice(NiceConfig),
+    Sospf(SospfConfig),
 }
 
 impl FlowSpec {
@@ -23,6 +24,7 @@ impl FlowSpec {
             FlowSpec::Nsf(_) => "nsf",
             FlowSpec::Maf(_) => "maf",
             FlowSpec::Nice(_) => "nice",
+            FlowSpec::Sospf(_) => "sospf",
         }
     }
 }
@@ -32,6 +34,7 @@ pub fn build_flow(spec: &FlowSpec, dev: &Device) -> Result<Box<dyn Flow>> {
         FlowSpec::Nsf(c) => Box::new(Nsf::new(c.clone(), dev)?),
         FlowSpec::Maf(c) => Box::new(Maf::new(c.clone(), dev)?),
         FlowSpec::Nice(c) => Box::new(Nice::new(c.clone(), dev)?),
+        FlowSpec::Sospf(c) => Box::new(Sospf::new(c.clone(), dev)?),
     })
 }
 

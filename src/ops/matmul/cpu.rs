@@ -54,7 +54,10 @@ pub fn matmul(
     };
     let spare = c.spare_capacity_mut();
     if batch > 1 && !big {
-        spare.par_chunks_mut(m * n).enumerate().for_each(|(bi, ci)| gemm_one(ci.as_mut_ptr().cast(), bi, gemm::Parallelism::None));
+        spare
+            .par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(bi, ci)| gemm_one(ci.as_mut_ptr().cast(), bi, gemm::Parallelism::None));
     } else {
         let par = if big { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
         for (bi, ci) in spare.chunks_mut(m * n).enumerate() {

@@ -1,0 +1,133 @@
+//! Sum-of-squares polynomial flow (Jaini et al. 2019), as zuko's SOSPF: `transforms` autoregressive SOS
+//! transforms (K = 3 polynomials of degree 4 per feature, parameters from a MADE with the condition as
+//! context, alternating orders), each preceded by a soft-clip y = x / (1 + |x| / 11). zuko soft-clips only
+//! between transforms; clipping before the first one too keeps every SOS input inside the inverse's
+//! bisection bracket (-11, 11), so sampling is exact for any data.
+use super::Flow;
+use crate::autodiff::{no_grad, Var};
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::nn::{Made, Module};
+use crate::ops::sos::SosCfg;
+use crate::tensor::Tensor;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SospfConfig {
+    pub dim: usize,
+    pub cond_dim: usize,
+    pub transforms: usize,
+    pub hidden: Vec<usize>,
+    pub sos: SosCfg,
+    pub seed: u64,
+}
+
+impl SospfConfig {
+    /// GalacticForge's zuko SOSPF: 10 transforms, hidden (128, 128), degree 4, 3 polynomials, bound 11.
+    pub fn galacticforge(dim: usize, cond_dim: usize) -> SospfConfig {
+        SospfConfig { dim, cond_dim, transforms: 10, hidden: vec![128, 128], sos: SosCfg::default(), seed: 0 }
+    }
+}
+
+/// Soft-clip to (-b, b): y = x / (1 + |x| / b), log|dy/dx| = -2 log(1 + |x| / b).
+pub fn softclip(x: &Tensor, b: f32) -> Result<(Tensor, Tensor)> {
+    let one_plus = x.maximum(&x.neg()?)?.affine(1.0 / b, 1.0)?;
+    Ok((x.div(&one_plus)?, one_plus.log()?.scale(-2.0)?))
+}
+
+/// Its inverse: x = y / (1 - |y| / b).
+pub fn softclip_inverse(y: &Tensor, b: f32) -> Result<Tensor> {
+    y.div(&y.maximum(&y.neg()?)?.affine(-1.0 / b, 1.0)?)
+}
+
+pub struct Sospf {
+    cfg: SospfConfig,
+    mades: Vec<Made>,
+}
+
+impl Sospf {
+    pub fn new(cfg: SospfConfig, dev: &Device) -> Result<Sospf> {
+        if cfg.dim < 1 || cfg.transforms == 0 {
+            return Err(Error::Usage(format!("invalid SOSPF configuration {cfg:?}")));
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        let per = cfg.sos.params_per_dim();
+        let mades = (0..cfg.transforms)
+            .map(|i| {
+                let order: Vec<usize> =
+                    if i % 2 == 0 { (1..=cfg.dim).collect() } else { (1..=cfg.dim).rev().collect() };
+                Made::new(&format!("sospf.{i}"), &order, cfg.cond_dim, &cfg.hidden, per, &mut rng, dev)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Sospf { cfg, mades })
+    }
+
+    /// The MADE's [B, P * D] output (parameter-major) as the kernel's [B, D, P].
+    fn theta(&self, m: &Made, x: &Tensor, c: &Tensor) -> Result<Tensor> {
+        let b = x.shape()[0];
+        m.forward(x, Some(c))?.reshape(&[b, self.cfg.sos.params_per_dim(), self.cfg.dim])?.transpose()
+    }
+
+    fn check(&self, x: &Tensor, c: &Tensor) -> Result<()> {
+        let ok = x.rank() == 2
+            && x.shape()[1] == self.cfg.dim
+            && c.rank() == 2
+            && c.shape()[1] == self.cfg.cond_dim
+            && (c.shape()[0] == 1 || c.shape()[0] == x.shape()[0]);
+        if !ok {
+            return Err(Error::shape("sospf", format!("x {:?} and c {:?} for {:?}", x.shape(), c.shape(), self.cfg)));
+        }
+        Ok(())
+    }
+}
+
+impl Module for Sospf {
+    fn vars(&self) -> Vec<Var> {
+        self.mades.iter().flat_map(|m| m.vars()).collect()
+    }
+    fn buffers(&self) -> Vec<Var> {
+        self.mades.iter().flat_map(|m| m.buffers()).collect()
+    }
+}
+
+impl Flow for Sospf {
+    fn dim(&self) -> usize {
+        self.cfg.dim
+    }
+    fn cond_dim(&self) -> usize {
+        self.cfg.cond_dim
+    }
+
+    fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.check(x, c)?;
+        let mut h = x.clone();
+        let mut ld: Option<Tensor> = None;
+        for m in &self.mades {
+            let (y, l1) = softclip(&h, self.cfg.sos.bound)?;
+            let (z, l2) = y.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, false)?;
+            let l = l1.add(&l2)?.sum(-1)?;
+            ld = Some(match ld {
+                Some(a) => a.add(&l)?,
+                None => l,
+            });
+            h = z;
+        }
+        Ok((h, ld.expect("at least one transform")))
+    }
+
+    fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor> {
+        self.check(z, c)?;
+        no_grad(|| {
+            let mut h = z.clone();
+            for m in self.mades.iter().rev() {
+                let mut y = Tensor::zeros(h.shape(), h.device())?;
+                for _ in 0..self.cfg.dim {
+                    y = h.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, true)?.0;
+                }
+                h = softclip_inverse(&y, self.cfg.sos.bound)?;
+            }
+            Ok(h)
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! Sum-of-squares polynomial transform (Jaini et al. 2019, as zuko's SOSPF): y = c + ∫_0^x Σ_k p_k(u)² du with
+//! K polynomials p_k of degree r, element-wise with K (r + 1) + 1 parameters per element; monotone because
+//! its derivative is a sum of squares. One fused kernel evaluates y and log f'(x) (or inverts by bisection),
+//! one the backward. Maths: kernels/README.md ("sos"); CPU reference: cpu.rs; kernels: kernels/sos.ptx,
+//! wgsl/sos.wgsl.
+pub mod cpu;
+
+use crate::backend::{Launch, Storage};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Mirrors `Params` of the sos kernels.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub n: u32,
+    pub k: u32,
+    pub r: u32,
+    pub inverse: u32,
+    pub bound: f32,
+    pub iters: u32,
+    pub pad: [u32; 2],
+}
+
+/// K polynomials of degree r; the inverse bisects on [-bound, bound] `iters` times.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SosCfg {
+    pub polynomials: usize,
+    pub degree: usize,
+    pub bound: f32,
+    pub iters: u32,
+}
+
+impl Default for SosCfg {
+    /// GalacticForge's SOSPF: 3 polynomials of degree 4; the soft-clip before each transform keeps its
+    /// input inside (-11, 11), the bisection's bracket; 40 halvings leave 22 / 2^40, below f32 resolution.
+    fn default() -> Self {
+        SosCfg { polynomials: 3, degree: 4, bound: 11.0, iters: 40 }
+    }
+}
+
+impl SosCfg {
+    pub fn params_per_dim(&self) -> usize {
+        self.polynomials * (self.degree + 1) + 1
+    }
+}
+
+impl Tensor {
+    /// The SOS transform of every element of `self` (shape S) with parameters `theta` (S + [K (r + 1) + 1]):
+    /// (y, ld) of shape S. `inverse` maps y back to x by bisection (not differentiable).
+    pub fn sos_transform(&self, theta: &Tensor, cfg: &SosCfg, inverse: bool) -> Result<(Tensor, Tensor)> {
+        self.check_same_device(theta)?;
+        let mut want = self.shape().to_vec();
+        want.push(cfg.params_per_dim());
+        if theta.shape() != want.as_slice() {
+            return Err(Error::shape(
+                "sos",
+                format!("theta {:?} for x {:?}, want {want:?}", theta.shape(), self.shape()),
+            ));
+        }
+        if cfg.polynomials == 0 || cfg.degree > 16 || !(cfg.bound > 0.0) {
+            return Err(Error::Usage(format!("invalid sos configuration {cfg:?}")));
+        }
+        if inverse && crate::autodiff::recording() && (self.tracks() || theta.tracks()) {
+            return Err(Error::Usage("the inverse sos transform is not differentiable: run it under no_grad".into()));
+        }
+        let n = self.numel();
+        let p = Params {
+            n: n as u32,
+            k: cfg.polynomials as u32,
+            r: cfg.degree as u32,
+            inverse: inverse as u32,
+            bound: cfg.bound,
+            iters: cfg.iters,
+            pad: [0; 2],
+        };
+        let dev = self.device();
+        let storage = match (self.storage().cpu(), theta.storage().cpu()) {
+            (Some(x), Some(th)) => Storage::Cpu(cpu::forward(&p, x, th)),
+            _ => {
+                let l = Launch::elementwise("sos", "sos_fwd", &p, n);
+                super::launch_out(dev, &l, &[self.storage(), theta.storage()], 2 * n)?
+            }
+        };
+        let mut packed_shape = vec![2];
+        packed_shape.extend_from_slice(self.shape());
+        // As the spline: y and ld in one packed output, so the backward is one launch.
+        let packed = Tensor::from_op(storage, packed_shape, dev, &[self, theta], move |inp, _, g| {
+            let (x, th) = (&inp[0], &inp[1]);
+            let dev = x.device();
+            let (gx, gth) = match (x.storage().cpu(), th.storage().cpu(), g.storage().cpu()) {
+                (Some(xv), Some(tv), Some(gv)) => {
+                    let (a, b) = cpu::backward(&p, xv, tv, gv);
+                    (Storage::Cpu(a), Storage::Cpu(b))
+                }
+                _ => {
+                    let (gx, gth) = (dev.alloc(x.numel())?, dev.alloc(th.numel())?);
+                    if n > 0 {
+                        let l = Launch::elementwise("sos", "sos_bwd", &p, n);
+                        dev.launch(&l, &[x.storage(), th.storage(), g.storage()], &[&gx, &gth])?;
+                    }
+                    (gx, gth)
+                }
+            };
+            Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?), Some(Tensor::from_storage(gth, th.shape(), dev)?)])
+        });
+        let y = packed.narrow(0, 0, 1)?.reshape(self.shape())?;
+        let ld = packed.narrow(0, 1, 1)?.reshape(self.shape())?;
+        Ok((y, ld))
+    }
+}
