@@ -1,8 +1,13 @@
 //! Sum-of-squares polynomial flow (Jaini et al. 2019), as zuko's SOSPF: `transforms` autoregressive SOS
 //! transforms (K = 3 polynomials of degree 4 per feature, parameters from a MADE with the condition as
-//! context, alternating orders), each preceded by a soft-clip y = x / (1 + |x| / 11). zuko soft-clips only
-//! between transforms; clipping before the first one too keeps every SOS input inside the inverse's
-//! bisection bracket (-11, 11), so sampling is exact for any data.
+//! context, alternating orders), each preceded by a soft-clip y = x / (1 + |x| / B), B = 11. zuko soft-clips
+//! only between transforms; clipping before the first one too keeps every SOS input inside the inverse's
+//! bisection bracket, so sampling is exact for any data.
+//!
+//! The polynomials act on u = x / B in (-1, 1) and the output is scaled back, y = B f(u), so
+//! dy/dx = f'(u) = Σ_k p_k(u)²: raw monomials of x up to x^9 over (-11, 11) would reach 1e9 and swamp f32.
+//! A constant 1 / sqrt(K) is added to every p_k's degree-0 coefficient, so a network whose outputs start
+//! near zero starts near the identity (f' = 1).
 use super::Flow;
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
@@ -19,14 +24,18 @@ pub struct SospfConfig {
     pub cond_dim: usize,
     pub transforms: usize,
     pub hidden: Vec<usize>,
+    /// Polynomials per feature and degree; `sos.bound` is the bisection bracket on u (1).
     pub sos: SosCfg,
+    /// Soft-clip bound B.
+    pub clip: f32,
     pub seed: u64,
 }
 
 impl SospfConfig {
     /// GalacticForge's zuko SOSPF: 10 transforms, hidden (128, 128), degree 4, 3 polynomials, bound 11.
     pub fn galacticforge(dim: usize, cond_dim: usize) -> SospfConfig {
-        SospfConfig { dim, cond_dim, transforms: 10, hidden: vec![128, 128], sos: SosCfg::default(), seed: 0 }
+        let sos = SosCfg { bound: 1.0, ..SosCfg::default() };
+        SospfConfig { dim, cond_dim, transforms: 10, hidden: vec![128, 128], sos, clip: 11.0, seed: 0 }
     }
 }
 
@@ -44,6 +53,8 @@ pub fn softclip_inverse(y: &Tensor, b: f32) -> Result<Tensor> {
 pub struct Sospf {
     cfg: SospfConfig,
     mades: Vec<Made>,
+    /// 1 / sqrt(K) at every degree-0 coefficient, 0 elsewhere: [P].
+    offset: Tensor,
 }
 
 impl Sospf {
@@ -60,13 +71,17 @@ impl Sospf {
                 Made::new(&format!("sospf.{i}"), &order, cfg.cond_dim, &cfg.hidden, per, &mut rng, dev)
             })
             .collect::<Result<_>>()?;
-        Ok(Sospf { cfg, mades })
+        let (k, r) = (cfg.sos.polynomials, cfg.sos.degree);
+        let off: Vec<f32> =
+            (0..per).map(|j| if j < k * (r + 1) && j % (r + 1) == 0 { 1.0 / (k as f32).sqrt() } else { 0.0 }).collect();
+        let offset = Tensor::from_vec(off, &[per], dev)?;
+        Ok(Sospf { cfg, mades, offset })
     }
 
     /// The MADE's [B, P * D] output (parameter-major) as the kernel's [B, D, P].
     fn theta(&self, m: &Made, x: &Tensor, c: &Tensor) -> Result<Tensor> {
         let b = x.shape()[0];
-        m.forward(x, Some(c))?.reshape(&[b, self.cfg.sos.params_per_dim(), self.cfg.dim])?.transpose()
+        m.forward(x, Some(c))?.reshape(&[b, self.cfg.sos.params_per_dim(), self.cfg.dim])?.transpose()?.add(&self.offset)
     }
 
     fn check(&self, x: &Tensor, c: &Tensor) -> Result<()> {
@@ -103,9 +118,12 @@ impl Flow for Sospf {
         self.check(x, c)?;
         let mut h = x.clone();
         let mut ld: Option<Tensor> = None;
+        let b = self.cfg.clip;
         for m in &self.mades {
-            let (y, l1) = softclip(&h, self.cfg.sos.bound)?;
-            let (z, l2) = y.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, false)?;
+            let (y, l1) = softclip(&h, b)?;
+            let u = y.scale(1.0 / b)?;
+            let (v, l2) = u.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, false)?;
+            let z = v.scale(b)?;
             let l = l1.add(&l2)?.sum(-1)?;
             ld = Some(match ld {
                 Some(a) => a.add(&l)?,
@@ -119,13 +137,15 @@ impl Flow for Sospf {
     fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor> {
         self.check(z, c)?;
         no_grad(|| {
+            let b = self.cfg.clip;
             let mut h = z.clone();
             for m in self.mades.iter().rev() {
+                let v = h.scale(1.0 / b)?;
                 let mut y = Tensor::zeros(h.shape(), h.device())?;
                 for _ in 0..self.cfg.dim {
-                    y = h.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, true)?.0;
+                    y = v.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, true)?.0.scale(b)?;
                 }
-                h = softclip_inverse(&y, self.cfg.sos.bound)?;
+                h = softclip_inverse(&y, b)?;
             }
             Ok(h)
         })

@@ -2,7 +2,7 @@
 PTX interpreter sim.py (no GPU needed). Standard library only.
 
 Usage: python3 tools/ptxsim/test_kernels.py [family ...]   (from any directory; default: all families)
-Families: unary binary reduce softmax copy gather optim matmul spline.
+Families: unary binary reduce softmax copy gather optim matmul spline sos.
 Prints one line per case, then a final `N passed, M failed` line; exits non-zero if any case failed.
 """
 import math
@@ -770,7 +770,220 @@ def test_spline():
             FAIL.append('spline_bwd zeros')
 
 
-FAMILIES = ['unary', 'binary', 'reduce', 'softmax', 'copy', 'gather', 'optim', 'matmul', 'spline']
+# ------------------------------------------------------------------ sos
+# Sum-of-squares polynomial transform (kernels/README.md, "sos"), references in f64 written from the README's maths
+# (x and theta are the f32 values the kernel receives). A local generator keeps the data the same whether the family
+# runs alone or after the others. The f64 backward is checked against differences of the f64 forward first.
+# Besides the f64 comparisons, y and the inverse's x must equal bit for bit an f32 emulation of the README's loop
+# order (sos_f32), which is what lets the CPU, WGSL and CUDA backends agree to rounding. Two details the README leaves
+# open are fixed there as in kernels/sos.ptx: c is added once after the double sum (acc starts at 0), and Horner's
+# p z + a is a rounded multiply then a rounded add (no fma).
+SOS_BOUND, SOS_ITERS = 11.0, 40
+
+
+def sos_split(th, K, r):
+    return [th[k * (r + 1):(k + 1) * (r + 1)] for k in range(K)], th[K * (r + 1)]
+
+
+def sos_terms(x, a):
+    """The terms a[k][l] a[k][m] x^(l+m+1) / (l+m+1) of f - c, in the README's loop order."""
+    return [al * am * x ** (l + m + 1) / (l + m + 1) for ak in a for l, al in enumerate(ak) for m, am in enumerate(ak)]
+
+
+def sos_p(x, ak):
+    """(p_k(x), p_k'(x))."""
+    return (sum(al * x ** l for l, al in enumerate(ak)),
+            sum(l * al * x ** (l - 1) for l, al in enumerate(ak) if l))
+
+
+def sos_fwd_ref(x, th, K, r):
+    """(f(x), log f'(x))."""
+    a, c = sos_split(th, K, r)
+    return c + sum(sos_terms(x, a)), math.log(sum(sos_p(x, ak)[0] ** 2 for ak in a))
+
+
+def sos_inv_ref(y, th, K, r):
+    """(x, -log f'(x)) with f(x) = y on [-bound, bound] by f64 bisection to full resolution (ends when beyond)."""
+    lo, hi = -SOS_BOUND, SOS_BOUND
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if sos_fwd_ref(mid, th, K, r)[0] < y:
+            lo = mid
+        else:
+            hi = mid
+    x = 0.5 * (lo + hi)
+    return x, -sos_fwd_ref(x, th, K, r)[1]
+
+
+def sos_f32(z, th, K, r):
+    """(f(z), f'(z)) in f32 exactly as the README orders them (every operation rounded to f32 as IEEE does): the
+    kernels must match this bit for bit, which pins the loop order that all backends share."""
+    a, c = sos_split(th, K, r)
+    acc = 0.0
+    for ak in a:
+        xl1 = z
+        for l in range(r + 1):
+            pw = xl1
+            for m in range(r + 1):
+                acc = f32r(acc + f32r(f32r(f32r(ak[l] * ak[m]) * pw) / (l + m + 1)))
+                pw = f32r(pw * z)
+            xl1 = f32r(xl1 * z)
+    fp = 0.0
+    for ak in a:
+        p = ak[r]
+        for l in range(r - 1, -1, -1):
+            p = f32r(f32r(p * z) + ak[l])
+        fp = f32r(fp + f32r(p * p))
+    return f32r(c + acc), fp
+
+
+def sos_inv_f32(y, th, K, r):
+    """The README's bisection in f32 (x only)."""
+    lo, hi = -SOS_BOUND, SOS_BOUND
+    for _ in range(SOS_ITERS):
+        mid = f32r(0.5 * f32r(lo + hi))
+        if sos_f32(mid, th, K, r)[0] < y:
+            lo = mid
+        else:
+            hi = mid
+    return f32r(0.5 * f32r(lo + hi))
+
+
+def sos_exact(name, out, ref):
+    bad = [i for i, (o, q) in enumerate(zip(out, ref)) if pk('f', o) != pk('f', q)]
+    print('%-50s %d of %d differ %s' % (name, len(bad), len(ref), 'FAIL' if bad else 'ok'))
+    (FAIL if bad else PASSED).append(name)
+
+
+def sos_bwd_ref(x, th, gy, gld, K, r):
+    """(gx, gtheta) of L = gy f(x) + gld log f'(x), by the README's formulas."""
+    a, c = sos_split(th, K, r)
+    pp = [sos_p(x, ak) for ak in a]
+    fp = sum(p * p for p, _ in pp)
+    gx = gy * fp + gld * sum(2 * p * dp for p, dp in pp) / fp
+    gt = []
+    for ak, (p, _) in zip(a, pp):
+        for l in range(r + 1):
+            gt.append(gy * 2 * sum(am * x ** (l + m + 1) / (l + m + 1) for m, am in enumerate(ak)) +
+                      gld * 2 * p * x ** l / fp)
+    return gx, gt + [gy]
+
+
+def sos_fd_check(name, xs, th, gys, glds, K, r):
+    """The f64 backward against Richardson-extrapolated central differences of L = gy f + gld ld (steps h, h / 2
+    with h = 1e-4: truncation ~h^4 and rounding ~1e-16 |L| / h, both far below the 1e-8 tolerance, while an error
+    in the backward's maths shows as O(1))."""
+    P = K * (r + 1) + 1
+    num, ana = [], []
+    for i, x in enumerate(xs):
+        t = th[i * P:(i + 1) * P]
+
+        def L(xv, tv):
+            y, ld = sos_fwd_ref(xv, tv, K, r)
+            return gys[i] * y + glds[i] * ld
+
+        def diff(f, h=1e-4):
+            return (4 * (f(h / 2) - f(-h / 2)) / h - (f(h) - f(-h)) / (2 * h)) / 3
+        gx, gt = sos_bwd_ref(x, t, gys[i], glds[i], K, r)
+        ana += [gx] + gt
+        num.append(diff(lambda h: L(x + h, t)))
+        for j in range(P):
+            num.append(diff(lambda h: L(x, t[:j] + [t[j] + h] + t[j + 1:])))
+    check(name, ana, num, 1e-8)
+
+
+def sos_worst(name, out, ref, stride=1):
+    """The worst error of one element (stride values) relative to max(its own norm, 1), printed under the norm-wise
+    check() (informational: it shows that no small element hides behind the large ones; values that cross zero, y
+    and ld, are compared in absolute terms there)."""
+    w = 0.0
+    for i in range(0, len(ref), stride):
+        o, q = out[i:i + stride], ref[i:i + stride]
+        w = max(w, math.sqrt(sum((a - b) ** 2 for a, b in zip(o, q)) / max(sum(b * b for b in q), 1.0)))
+    print('%-50s   worst element %.3g' % (name, w))
+
+
+def test_sos():
+    E = kernel('sos.ptx')
+    rng = random.Random(2019)
+
+    def f32s(vals):
+        return [f32r(v) for v in vals]
+    # (n, K, r, grid x cap): the default (K, r) = (3, 4) on n = 37 (odd, one partial block) and (2, 2) on n = 300
+    # launched on a (1, 2) grid (the second block partial). (Each inverse thread evaluates f iters = 40 times: the
+    # simulator needs ~15 s for an n = 300 inverse with (3, 4), so that combination is left out.)
+    for n, K, r, cap in ((37, 3, 4, None), (300, 2, 2, 1)):
+        P = K * (r + 1) + 1
+        th = []
+        for _ in range(n):
+            th += f32s([rng.gauss(0, 0.5) for _ in range(P - 1)] + [rng.gauss(0, 1)])
+        xs = f32s([rng.uniform(-3, 3) for _ in range(n)])
+        xs[:3] = [0.0, -3.0, 3.0]
+        gys, glds = f32s([rng.uniform(-2, 2) for _ in range(n)]), f32s([rng.uniform(-2, 2) for _ in range(n)])
+        sos_fd_check('sos f64 backward vs differences K=%d r=%d (37 el.)' % (K, r), xs[:37], th, gys, glds, K, r)
+        grid = grid1d(n, cap)
+        tag = 'n=%d K=%d r=%d' % (n, K, r)
+        prm = lambda inv: pk('IIIIfIII', n, K, r, inv, SOS_BOUND, SOS_ITERS, 0, 0)
+        m = Machine()
+        ta = m.alloc(th)
+
+        def run_fwd(inp, inv):
+            oa = m.alloc([math.nan] * (2 * n) + [12345.0] * 3)      # poisoned, and sentinels past the end
+            m.launch(E['sos_fwd'], grid, (256, 1, 1), prm(inv), [m.alloc(inp), ta, oa])
+            out = m.read(oa, 2 * n + 3)
+            sentinel_ok('sos_fwd inverse=%d' % inv, out, 2 * n)
+            return out[:n], out[n:2 * n]
+
+        # forward
+        ys, lds = run_fwd(xs, 0)
+        ref = [sos_fwd_ref(x, th[i * P:(i + 1) * P], K, r) for i, x in enumerate(xs)]
+        check('sos_fwd %s y' % tag, ys, [q[0] for q in ref])
+        sos_worst('sos_fwd %s y' % tag, ys, [q[0] for q in ref])
+        check('sos_fwd %s ld' % tag, lds, [q[1] for q in ref])
+        sos_worst('sos_fwd %s ld' % tag, lds, [q[1] for q in ref])
+        sos_exact('sos_fwd %s y bit-exact (README f32 order)' % tag, ys,
+                  [sos_f32(x, th[i * P:(i + 1) * P], K, r)[0] for i, x in enumerate(xs)])
+
+        # inverse of the kernel's own forward output (inputs ys[j] = +-1e20 beyond f(+-bound) clamp to the ends)
+        yin = list(ys)
+        yin[3], yin[4] = 1e20, -1e20
+        xr, ldr = run_fwd(yin, 1)
+        xref = list(xs)
+        xref[3], xref[4] = SOS_BOUND, -SOS_BOUND
+        # Tolerance 1e-5 norm-wise: the bisection's own resolution 2 bound / 2^iters = 22 / 2^40 = 2e-11 is far below
+        # f32, whose bracket stops at adjacent floats (x to half an ulp, <= 6e-8 relative); beyond that x errs by
+        # the f32 rounding of f (the stored y, and the kernel's f(mid): a few ulps of the larger terms a a x^(l+m+1) /
+        # (l+m+1), up to ~1e3 for (3, 4) at |x| = 3) divided by f'(x). Measured: 5e-8 .. 2.4e-7 norm-wise, worst
+        # element 7e-6 absolute (f' = 0.22 at x = -2.87, f ~ 10, 1.5 ulp); a wrong f or bracket moves x by O(1e-2).
+        # The inverse ld then errs by |d ld / dx| dx (worst 4.7e-5 absolute at that element, 1.3e-6 norm-wise).
+        check('sos inverse(forward(x)) = x %s' % tag, xr, xref)
+        sos_worst('sos inverse(forward(x)) = x %s' % tag, xr, xref)
+        sos_exact('sos inverse %s x bit-exact (README f32 bisection)' % tag, xr,
+                  [sos_inv_f32(y, th[i * P:(i + 1) * P], K, r) for i, y in enumerate(yin)])
+        ldref = [-q[1] for q in ref]
+        ldref[3], ldref[4] = sos_inv_ref(1e20, th[3 * P:4 * P], K, r)[1], sos_inv_ref(-1e20, th[4 * P:5 * P], K, r)[1]
+        check('sos inverse ld = -forward ld %s' % tag, ldr, ldref)
+        sos_worst('sos inverse ld = -forward ld %s' % tag, ldr, ldref)
+
+        # backward
+        xa = m.alloc(xs)
+        ga = m.alloc(gys + glds)
+        gxa = m.alloc([math.nan] * n + [12345.0] * 3)
+        gta = m.alloc([math.nan] * (n * P) + [12345.0] * 3)
+        m.launch(E['sos_bwd'], grid, (256, 1, 1), prm(0), [xa, ta, ga, gxa, gta])
+        gx = m.read(gxa, n + 3)
+        gt = m.read(gta, n * P + 3)
+        sentinel_ok('sos_bwd gx', gx, n)
+        sentinel_ok('sos_bwd gtheta', gt, n * P)
+        ref = [sos_bwd_ref(x, th[i * P:(i + 1) * P], gys[i], glds[i], K, r) for i, x in enumerate(xs)]
+        check('sos_bwd %s gx' % tag, gx[:n], [q[0] for q in ref])
+        sos_worst('sos_bwd %s gx' % tag, gx[:n], [q[0] for q in ref])
+        rt = sum((q[1] for q in ref), [])
+        check('sos_bwd %s gtheta' % tag, gt[:n * P], rt)
+        sos_worst('sos_bwd %s gtheta' % tag, gt[:n * P], rt, P)
+
+
+FAMILIES = ['unary', 'binary', 'reduce', 'softmax', 'copy', 'gather', 'optim', 'matmul', 'spline', 'sos']
 
 
 def run_family(w):
@@ -794,6 +1007,8 @@ def run_family(w):
         test_optim()
     elif w == 'spline':
         test_spline()
+    elif w == 'sos':
+        test_sos()
     elif w == 'matmul':
         test_matmul([(70, 67, 35, 2, 0, 0, 0, 0), (70, 67, 35, 1, 1, 0, 0, 0), (70, 67, 35, 1, 0, 1, 0, 0),
                      (70, 67, 35, 1, 1, 1, 0, 0), (64, 68, 17, 2, 0, 0, 1, 0), (5, 8, 3, 3, 1, 1, 0, 1),

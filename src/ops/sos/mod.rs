@@ -32,8 +32,8 @@ pub struct SosCfg {
 }
 
 impl Default for SosCfg {
-    /// GalacticForge's SOSPF: 3 polynomials of degree 4; the soft-clip before each transform keeps its
-    /// input inside (-11, 11), the bisection's bracket; 40 halvings leave 22 / 2^40, below f32 resolution.
+    /// GalacticForge's SOSPF: 3 polynomials of degree 4; the bracket (-11, 11) of zuko's soft-clip bound
+    /// (the flow itself works on x / 11 with bracket 1); 40 halvings go below f32 resolution.
     fn default() -> Self {
         SosCfg { polynomials: 3, degree: 4, bound: 11.0, iters: 40 }
     }
