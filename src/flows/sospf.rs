@@ -45,8 +45,12 @@ pub fn softclip(x: &Tensor, b: f32) -> Result<(Tensor, Tensor)> {
     Ok((x.div(&one_plus)?, one_plus.log()?.scale(-2.0)?))
 }
 
-/// Its inverse: x = y / (1 - |y| / b).
+/// Its inverse: x = y / (1 - |y| / b). |y| is first held below b (1 - 2^-20): a polynomial on the clipped
+/// interval has a bounded image, so a base sample beyond it comes back from the bisection at the bracket's
+/// end, which would otherwise map to infinity (zuko's SOSPF has the same bounded image).
 pub fn softclip_inverse(y: &Tensor, b: f32) -> Result<Tensor> {
+    let edge = b * (1.0 - 1.0 / (1u32 << 20) as f32);
+    let y = y.minimum(&Tensor::scalar(edge, y.device())?)?.maximum(&Tensor::scalar(-edge, y.device())?)?;
     y.div(&y.maximum(&y.neg()?)?.affine(-1.0 / b, 1.0)?)
 }
 
