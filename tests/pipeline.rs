@@ -95,6 +95,9 @@ fn bad_data_gets_one_clear_error_naming_the_file() {
         assert_clear_error(&a.iter().map(String::as_str).collect::<Vec<_>>(), what);
     };
     run(&d.join("missing"), "no such file or folder");
+    let data = small_data("batch0");
+    let ds = data.to_str().unwrap();
+    assert_clear_error(&["flow", "train", "--data", ds, "--device", "cpu", "--batch", "0"], "batch must be >= 1");
     run(&d, "no .npy galaxy files");
     // Ten columns.
     let ten = tmpdir("ten");

@@ -85,7 +85,10 @@ impl Sospf {
     /// The MADE's [B, P * D] output (parameter-major) as the kernel's [B, D, P].
     fn theta(&self, m: &Made, x: &Tensor, c: &Tensor) -> Result<Tensor> {
         let b = x.shape()[0];
-        m.forward(x, Some(c))?.reshape(&[b, self.cfg.sos.params_per_dim(), self.cfg.dim])?.transpose()?.add(&self.offset)
+        m.forward(x, Some(c))?
+            .reshape(&[b, self.cfg.sos.params_per_dim(), self.cfg.dim])?
+            .transpose()?
+            .add(&self.offset)
     }
 
     fn check(&self, x: &Tensor, c: &Tensor) -> Result<()> {

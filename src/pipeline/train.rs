@@ -60,6 +60,12 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     fn adam(&self) -> Result<AdamConfig> {
+        if self.batch == 0 || !(self.lr.is_finite() && self.lr > 0.0) || !(self.gamma > 0.0 && self.gamma <= 1.0) {
+            return Err(Error::Usage(format!(
+                "batch must be >= 1, lr > 0 and gamma in (0, 1]; got batch {}, lr {}, gamma {}",
+                self.batch, self.lr, self.gamma
+            )));
+        }
         let kind = match self.optimizer.as_str() {
             "radam" => AdamKind::RAdam,
             "adam" => AdamKind::Adam,
