@@ -58,7 +58,7 @@ impl Tensor {
                 format!("theta {:?} for x {:?}, want {want:?}", theta.shape(), self.shape()),
             ));
         }
-        if cfg.polynomials == 0 || cfg.degree > 16 || !(cfg.bound > 0.0) {
+        if cfg.polynomials == 0 || cfg.degree > 16 || cfg.bound.is_nan() || cfg.bound <= 0.0 {
             return Err(Error::Usage(format!("invalid sos configuration {cfg:?}")));
         }
         if inverse && crate::autodiff::recording() && (self.tracks() || theta.tracks()) {
