@@ -96,6 +96,13 @@ struct ModelArgs {
     bins: usize,
 }
 
+impl ModelArgs {
+    /// Hidden widths of a MADE or coupling net: --depth Linear layers means --depth - 1 hidden ones.
+    fn hidden_layers(&self) -> Vec<usize> {
+        vec![self.hidden; self.depth.saturating_sub(1).max(1)]
+    }
+}
+
 #[derive(Subcommand)]
 enum FlowCmd {
     /// Train a flow on a folder of galaxies (.npy per galaxy, or one .npz).
@@ -207,14 +214,14 @@ fn flow_spec(m: &ModelArgs, cond_dim: usize, seed: u64) -> Result<FlowSpec> {
         // zuko's MAF as GalacticForge ran it: --layers transforms, (hidden, hidden) MADEs.
         "maf" => Ok(FlowSpec::Maf(MafConfig {
             transforms: m.layers,
-            hidden: vec![m.hidden; m.depth.saturating_sub(1).max(1)],
+            hidden: m.hidden_layers(),
             seed,
             ..MafConfig::galacticforge(10, cond_dim)
         })),
         // NICE: --layers additive couplings (affine with nice-affine), (hidden, ...) ReLU nets.
         "nice" | "nice-affine" => Ok(FlowSpec::Nice(NiceConfig {
             transforms: m.layers,
-            hidden: vec![m.hidden; m.depth.saturating_sub(1).max(1)],
+            hidden: m.hidden_layers(),
             affine: m.model == "nice-affine",
             seed,
             ..NiceConfig::galacticforge(10, cond_dim)
@@ -222,7 +229,7 @@ fn flow_spec(m: &ModelArgs, cond_dim: usize, seed: u64) -> Result<FlowSpec> {
         // SOSPF: --layers transforms of degree-4, 3-polynomial SOS with soft-clips, (hidden, ...) MADEs.
         "sospf" => Ok(FlowSpec::Sospf(SospfConfig {
             transforms: m.layers,
-            hidden: vec![m.hidden; m.depth.saturating_sub(1).max(1)],
+            hidden: m.hidden_layers(),
             seed,
             ..SospfConfig::galacticforge(10, cond_dim)
         })),

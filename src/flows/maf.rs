@@ -3,7 +3,7 @@
 //! condition as context. Data -> noise: z_i = x_i exp(s_i) + t_i with (t_i, s_i) = MADE(x_<i, c), the
 //! log-scale soft-clamped as s = B tanh(raw / B), B = 3, so one layer never scales by more than e^±3.
 //! The inverse runs the MADE D times, fixing one more feature in order each pass.
-use super::Flow;
+use super::{add_logdet, check_inputs, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -58,18 +58,6 @@ impl Maf {
         let s = parts[1].scale(1.0 / SCALE_BOUND)?.tanh()?.scale(SCALE_BOUND)?;
         Ok((parts[0].clone(), s))
     }
-
-    fn check(&self, x: &Tensor, c: &Tensor) -> Result<()> {
-        let ok = x.rank() == 2
-            && x.shape()[1] == self.cfg.dim
-            && c.rank() == 2
-            && c.shape()[1] == self.cfg.cond_dim
-            && (c.shape()[0] == 1 || c.shape()[0] == x.shape()[0]);
-        if !ok {
-            return Err(Error::shape("maf", format!("x {:?} and c {:?} for {:?}", x.shape(), c.shape(), self.cfg)));
-        }
-        Ok(())
-    }
 }
 
 impl Module for Maf {
@@ -90,23 +78,20 @@ impl Flow for Maf {
     }
 
     fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.check(x, c)?;
+        check_inputs("maf", x, c, self.cfg.dim, self.cfg.cond_dim)?;
         let mut h = x.clone();
         let mut ld: Option<Tensor> = None;
         for m in &self.mades {
             let (t, s) = self.params(m, &h, c)?;
             h = h.mul(&s.exp()?)?.add(&t)?;
             let l = s.sum(-1)?;
-            ld = Some(match ld {
-                Some(a) => a.add(&l)?,
-                None => l,
-            });
+            add_logdet(&mut ld, l)?;
         }
         Ok((h, ld.expect("at least one transform")))
     }
 
     fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor> {
-        self.check(z, c)?;
+        check_inputs("maf", z, c, self.cfg.dim, self.cfg.cond_dim)?;
         no_grad(|| {
             let mut h = z.clone();
             for m in self.mades.iter().rev() {

@@ -12,7 +12,7 @@ pub use nsf::{Nsf, NsfConfig};
 pub use sospf::{softclip, softclip_inverse, Sospf, SospfConfig};
 
 use crate::autodiff::{no_grad, Var};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::Tensor;
 
@@ -25,6 +25,29 @@ pub trait Flow: Module + Send + Sync {
     fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)>;
     /// z [B, D], c [B or 1, C] -> x [B, D]. Not differentiable.
     fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor>;
+}
+
+/// Checks what every flow takes: x [B, dim] and c [B or 1, cond_dim].
+pub(crate) fn check_inputs(flow: &str, x: &Tensor, c: &Tensor, dim: usize, cond_dim: usize) -> Result<()> {
+    let ok = x.rank() == 2
+        && x.shape()[1] == dim
+        && c.rank() == 2
+        && c.shape()[1] == cond_dim
+        && (c.shape()[0] == 1 || c.shape()[0] == x.shape()[0]);
+    if !ok {
+        let msg = format!("x {:?} and c {:?} for {dim} dimensions and {cond_dim} conditions", x.shape(), c.shape());
+        return Err(Error::Shape { op: "flow", msg: format!("{flow}: {msg}") });
+    }
+    Ok(())
+}
+
+/// Adds one layer's log-determinant to the running total (None before the first layer).
+pub(crate) fn add_logdet(total: &mut Option<Tensor>, ld: Tensor) -> Result<()> {
+    *total = Some(match total.take() {
+        Some(t) => t.add(&ld)?,
+        None => ld,
+    });
+    Ok(())
 }
 
 /// log N(z; 0, I) per row: -|z|^2 / 2 - D/2 log(2 pi).

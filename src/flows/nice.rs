@@ -2,7 +2,7 @@
 //! features condition the odd ones, then the reverse), each coupling y_b = x_b + t(x_a, c) with t an MLP
 //! (ReLU) of the kept half and the condition, then the paper's final diagonal scaling z = y exp(s).
 //! `affine` switches to zuko's variant: y_b = x_b exp(u) + t, u = 3 tanh(raw / 3) from the same MLP.
-use super::Flow;
+use super::{check_inputs, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -85,18 +85,6 @@ impl Nice {
         let parts = p.split(&[k.nb, k.nb], 1)?;
         Ok((parts[0].clone(), Some(parts[1].scale(1.0 / 3.0)?.tanh()?.scale(3.0)?)))
     }
-
-    fn check(&self, x: &Tensor, c: &Tensor) -> Result<()> {
-        let ok = x.rank() == 2
-            && x.shape()[1] == self.cfg.dim
-            && c.rank() == 2
-            && c.shape()[1] == self.cfg.cond_dim
-            && (c.shape()[0] == 1 || c.shape()[0] == x.shape()[0]);
-        if !ok {
-            return Err(Error::shape("nice", format!("x {:?} and c {:?} for {:?}", x.shape(), c.shape(), self.cfg)));
-        }
-        Ok(())
-    }
 }
 
 impl Module for Nice {
@@ -116,7 +104,7 @@ impl Flow for Nice {
     }
 
     fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.check(x, c)?;
+        check_inputs("nice", x, c, self.cfg.dim, self.cfg.cond_dim)?;
         let mut h = x.clone();
         let mut ld = self.log_scale.get().sum_all()?.broadcast_to(&[x.shape()[0]])?;
         for k in &self.couplings {
@@ -135,7 +123,7 @@ impl Flow for Nice {
     }
 
     fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor> {
-        self.check(z, c)?;
+        check_inputs("nice", z, c, self.cfg.dim, self.cfg.cond_dim)?;
         no_grad(|| {
             let mut h = z.mul(&self.log_scale.get().neg()?.exp()?)?;
             for k in self.couplings.iter().rev() {

@@ -2,7 +2,7 @@
 //! [LU-decomposed linear map, double rational-quadratic spline coupling]. With a = x[:D/2], b = x[D/2:]:
 //! b' = spline(b; θ1), θ1 = net_cond1(c) * net1(a);  a' = spline(a; θ2), θ2 = net_cond2(c) * net2(b').
 //! Every net is `depth` Linear layers of width `hidden` with LeakyReLU(0.2) after each, the last included.
-use super::Flow;
+use super::{add_logdet, check_inputs, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -104,27 +104,6 @@ impl Nsf {
     pub fn cfg(&self) -> &NsfConfig {
         &self.cfg
     }
-
-    fn check(&self, x: &Tensor, c: &Tensor) -> Result<()> {
-        let ok = x.rank() == 2
-            && x.shape()[1] == self.cfg.dim
-            && c.rank() == 2
-            && c.shape()[1] == self.cfg.cond_dim
-            && (c.shape()[0] == 1 || c.shape()[0] == x.shape()[0]);
-        if !ok {
-            return Err(Error::shape(
-                "nsf",
-                format!(
-                    "x {:?} and c {:?} for dim {} and {} conditions",
-                    x.shape(),
-                    c.shape(),
-                    self.cfg.dim,
-                    self.cfg.cond_dim
-                ),
-            ));
-        }
-        Ok(())
-    }
 }
 
 impl Module for Nsf {
@@ -153,25 +132,18 @@ impl Flow for Nsf {
     }
 
     fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.check(x, c)?;
+        check_inputs("nsf", x, c, self.cfg.dim, self.cfg.cond_dim)?;
         let (da, db) = (self.cfg.dim / 2, self.cfg.dim - self.cfg.dim / 2);
         let per = self.cfg.spline.params_per_dim();
         let mut h = x.clone();
         let mut logdet: Option<Tensor> = None;
-        let mut add = |t: Tensor| -> Result<()> {
-            logdet = Some(match logdet.take() {
-                Some(l) => l.add(&t)?,
-                None => t,
-            });
-            Ok(())
-        };
         for s in &self.steps {
             let (y, ld) = s.lu.forward(&h)?;
-            add(ld)?;
+            add_logdet(&mut logdet, ld)?;
             let parts = y.split(&[da, db], 1)?;
             let (b2, ldb) = parts[1].rq_spline(&s.first.theta(&parts[0], c, per)?, &self.cfg.spline, false)?;
             let (a2, lda) = parts[0].rq_spline(&s.second.theta(&b2, c, per)?, &self.cfg.spline, false)?;
-            add(ldb.sum(-1)?.add(&lda.sum(-1)?)?)?;
+            add_logdet(&mut logdet, ldb.sum(-1)?.add(&lda.sum(-1)?)?)?;
             h = Tensor::concat(&[&a2, &b2], 1)?;
         }
         let ld = logdet.expect("at least one layer").broadcast_to(&[x.shape()[0]])?;
@@ -179,7 +151,7 @@ impl Flow for Nsf {
     }
 
     fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor> {
-        self.check(z, c)?;
+        check_inputs("nsf", z, c, self.cfg.dim, self.cfg.cond_dim)?;
         let (da, db) = (self.cfg.dim / 2, self.cfg.dim - self.cfg.dim / 2);
         let per = self.cfg.spline.params_per_dim();
         no_grad(|| {

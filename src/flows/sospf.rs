@@ -8,7 +8,7 @@
 //! dy/dx = f'(u) = Σ_k p_k(u)²: raw monomials of x up to x^9 over (-11, 11) would reach 1e9 and swamp f32.
 //! A constant 1 / sqrt(K) is added to every p_k's degree-0 coefficient, so a network whose outputs start
 //! near zero starts near the identity (f' = 1).
-use super::Flow;
+use super::{add_logdet, check_inputs, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -90,18 +90,6 @@ impl Sospf {
             .transpose()?
             .add(&self.offset)
     }
-
-    fn check(&self, x: &Tensor, c: &Tensor) -> Result<()> {
-        let ok = x.rank() == 2
-            && x.shape()[1] == self.cfg.dim
-            && c.rank() == 2
-            && c.shape()[1] == self.cfg.cond_dim
-            && (c.shape()[0] == 1 || c.shape()[0] == x.shape()[0]);
-        if !ok {
-            return Err(Error::shape("sospf", format!("x {:?} and c {:?} for {:?}", x.shape(), c.shape(), self.cfg)));
-        }
-        Ok(())
-    }
 }
 
 impl Module for Sospf {
@@ -122,7 +110,7 @@ impl Flow for Sospf {
     }
 
     fn forward(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.check(x, c)?;
+        check_inputs("sospf", x, c, self.cfg.dim, self.cfg.cond_dim)?;
         let mut h = x.clone();
         let mut ld: Option<Tensor> = None;
         let b = self.cfg.clip;
@@ -132,17 +120,14 @@ impl Flow for Sospf {
             let (v, l2) = u.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, false)?;
             let z = v.scale(b)?;
             let l = l1.add(&l2)?.sum(-1)?;
-            ld = Some(match ld {
-                Some(a) => a.add(&l)?,
-                None => l,
-            });
+            add_logdet(&mut ld, l)?;
             h = z;
         }
         Ok((h, ld.expect("at least one transform")))
     }
 
     fn inverse(&self, z: &Tensor, c: &Tensor) -> Result<Tensor> {
-        self.check(z, c)?;
+        check_inputs("sospf", z, c, self.cfg.dim, self.cfg.cond_dim)?;
         no_grad(|| {
             let b = self.cfg.clip;
             let mut h = z.clone();

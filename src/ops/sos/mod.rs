@@ -5,7 +5,6 @@
 //! wgsl/sos.wgsl.
 pub mod cpu;
 
-use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -74,38 +73,6 @@ impl Tensor {
             iters: cfg.iters,
             pad: [0; 2],
         };
-        let dev = self.device();
-        let storage = match (self.storage().cpu(), theta.storage().cpu()) {
-            (Some(x), Some(th)) => Storage::Cpu(cpu::forward(&p, x, th)),
-            _ => {
-                let l = Launch::elementwise("sos", "sos_fwd", &p, n);
-                super::launch_out(dev, &l, &[self.storage(), theta.storage()], 2 * n)?
-            }
-        };
-        let mut packed_shape = vec![2];
-        packed_shape.extend_from_slice(self.shape());
-        // As the spline: y and ld in one packed output, so the backward is one launch.
-        let packed = Tensor::from_op(storage, packed_shape, dev, &[self, theta], move |inp, _, g| {
-            let (x, th) = (&inp[0], &inp[1]);
-            let dev = x.device();
-            let (gx, gth) = match (x.storage().cpu(), th.storage().cpu(), g.storage().cpu()) {
-                (Some(xv), Some(tv), Some(gv)) => {
-                    let (a, b) = cpu::backward(&p, xv, tv, gv);
-                    (Storage::Cpu(a), Storage::Cpu(b))
-                }
-                _ => {
-                    let (gx, gth) = (dev.alloc(x.numel())?, dev.alloc(th.numel())?);
-                    if n > 0 {
-                        let l = Launch::elementwise("sos", "sos_bwd", &p, n);
-                        dev.launch(&l, &[x.storage(), th.storage(), g.storage()], &[&gx, &gth])?;
-                    }
-                    (gx, gth)
-                }
-            };
-            Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?), Some(Tensor::from_storage(gth, th.shape(), dev)?)])
-        });
-        let y = packed.narrow(0, 0, 1)?.reshape(self.shape())?;
-        let ld = packed.narrow(0, 1, 1)?.reshape(self.shape())?;
-        Ok((y, ld))
+        super::packed_transform(self, theta, p, ("sos", "sos_fwd", "sos_bwd"), cpu::forward, cpu::backward)
     }
 }

@@ -5,7 +5,6 @@
 //! Maths: kernels/README.md ("spline"); CPU reference: cpu.rs; kernels: kernels/spline.ptx, wgsl/spline.wgsl.
 pub mod cpu;
 
-use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -91,39 +90,6 @@ impl Tensor {
         }
         let n = self.numel();
         let p = cfg.params(n, inverse)?;
-        let dev = self.device();
-        let storage = match (self.storage().cpu(), theta.storage().cpu()) {
-            (Some(x), Some(th)) => Storage::Cpu(cpu::forward(&p, x, th)),
-            _ => {
-                let l = Launch::elementwise("spline", "spline_fwd", &p, n);
-                super::launch_out(dev, &l, &[self.storage(), theta.storage()], 2 * n)?
-            }
-        };
-        let mut packed_shape = vec![2];
-        packed_shape.extend_from_slice(self.shape());
-        // y and ld come out of one launch as one packed tensor, so the tape sees a single op with both
-        // upstream gradients at once: one backward launch, not two.
-        let packed = Tensor::from_op(storage, packed_shape, dev, &[self, theta], move |inp, _, g| {
-            let (x, th) = (&inp[0], &inp[1]);
-            let dev = x.device();
-            let (gx, gth) = match (x.storage().cpu(), th.storage().cpu(), g.storage().cpu()) {
-                (Some(xv), Some(tv), Some(gv)) => {
-                    let (a, b) = cpu::backward(&p, xv, tv, gv);
-                    (Storage::Cpu(a), Storage::Cpu(b))
-                }
-                _ => {
-                    let (gx, gth) = (dev.alloc(x.numel())?, dev.alloc(th.numel())?);
-                    if n > 0 {
-                        let l = Launch::elementwise("spline", "spline_bwd", &p, n);
-                        dev.launch(&l, &[x.storage(), th.storage(), g.storage()], &[&gx, &gth])?;
-                    }
-                    (gx, gth)
-                }
-            };
-            Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?), Some(Tensor::from_storage(gth, th.shape(), dev)?)])
-        });
-        let y = packed.narrow(0, 0, 1)?.reshape(self.shape())?;
-        let ld = packed.narrow(0, 1, 1)?.reshape(self.shape())?;
-        Ok((y, ld))
+        super::packed_transform(self, theta, p, ("spline", "spline_fwd", "spline_bwd"), cpu::forward, cpu::backward)
     }
 }
