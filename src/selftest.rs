@@ -4,6 +4,7 @@
 use crate::backend::{self, Device};
 use crate::error::Result;
 use crate::ops::gather::Indices;
+use crate::ops::linear::Act;
 use crate::ops::matmul::matmul_t;
 use crate::ops::sos::SosCfg;
 use crate::ops::spline::SplineCfg;
@@ -90,6 +91,15 @@ pub fn cases() -> Vec<Case> {
     v.push(case("matmul A^T B", &[&[45, 67], &[45, 71]], sym, |x| matmul_t(&x[0], &x[1], true, false)));
     v.push(case("matmul A B^T", &[&[67, 45], &[71, 45]], sym, |x| matmul_t(&x[0], &x[1], false, true)));
     v.push(case("matmul A^T B^T", &[&[45, 67], &[71, 45]], sym, |x| matmul_t(&x[0], &x[1], true, true)));
+    // The fused dense layer: on a GPU the composite of matmul, add and the activation, on the CPU one op, so
+    // this row checks the fused CPU path against the composite one.
+    for (name, act) in
+        [("linear", Act::Identity), ("linear relu", Act::Relu), ("linear leaky_relu", Act::LeakyRelu(0.2))]
+    {
+        let mut c = case(name, &[&[67, 45], &[45, 71], &[71]], sym, move |x| x[0].linear(&x[1], &x[2], act));
+        c.kinks = act != Act::Identity;
+        v.push(c);
+    }
     v.push(case("bmm", &[&[3, 33, 17], &[3, 17, 29]], sym, |x| x[0].matmul(&x[1])));
     v.push(case("bmm (broadcast B)", &[&[3, 33, 17], &[17, 29]], sym, |x| x[0].matmul(&x[1])));
     v.push(case("bmm (broadcast A)", &[&[33, 17], &[2, 3, 17, 29]], sym, |x| x[0].matmul(&x[1])));
@@ -146,6 +156,90 @@ pub fn cases() -> Vec<Case> {
         c.tol = 1e-4;
         v.push(c);
     }
+    // MADE's masked linear: a fixed 0/1 mask (a constant, so not an input the gradient check would perturb).
+    for (name, xs) in [("masked_linear", &[67usize, 45][..]), ("masked_linear (batched)", &[3, 13, 45][..])] {
+        v.push(case(name, &[xs, &[45, 71], &[71]], sym, |x| {
+            let m: Vec<f32> = (0..45 * 71).map(|i| ((i / 71 * 7 + i % 71 * 3) % 5 < 3) as u8 as f32).collect();
+            x[0].masked_linear(&x[1], &Tensor::from_vec(m, &[45, 71], x[0].device())?, &x[2])
+        }));
+    }
+    // Couplings: 9 features, 4 passing; compact masks read 5 columns per kind, dense ones 9. The packed output
+    // (y, ld) is checked whole; raw log-scales are halved where unclamped so exp stays moderate.
+    use crate::ops::coupling::{CouplingKind, CouplingMask};
+    let cmask = [1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
+    for (name, w, kind, dense, inverse) in [
+        ("coupling affine clamp", 10, CouplingKind::Affine { clamp: Some(3.0) }, false, false),
+        ("coupling affine", 10, CouplingKind::Affine { clamp: None }, false, false),
+        ("coupling additive", 5, CouplingKind::Additive, false, false),
+        ("coupling affine dense", 18, CouplingKind::Affine { clamp: Some(2.0) }, true, false),
+        ("coupling inverse affine clamp", 10, CouplingKind::Affine { clamp: Some(3.0) }, false, true),
+        ("coupling inverse additive", 5, CouplingKind::Additive, false, true),
+    ] {
+        v.push(case(name, &[&[37, 9], &[37, w]], sym, move |x| {
+            let dev = x[0].device();
+            let m = if dense { CouplingMask::dense(&cmask, dev)? } else { CouplingMask::new(&cmask, dev)? };
+            let run = || x[0].coupling(&x[1].scale(0.5)?, &m, kind, inverse);
+            let (y, ld) = if inverse { autodiff::no_grad(run)? } else { run()? };
+            Tensor::concat(&[&y, &ld.reshape(&[37, 1])?], 1)
+        }));
+    }
+    // Soft-clip at B = 2.5 over (-3.5, 3.5): |x| / B reaches 1.4; |x| puts a kink at 0 in ld. The inverse's
+    // inputs (0.7 x, within ±2.45) stay inside (-3.5, 3.5): at the edge 1 - |y| / B cancels, and an fma
+    // contracted on one backend would differ there by far more than rounding.
+    let mut c = case("softclip", &[&[37, 53]], wide, |x| {
+        let (y, ld) = x[0].softclip(2.5, false)?;
+        Tensor::concat(&[&y, &ld], 0)
+    });
+    c.kinks = true;
+    v.push(c);
+    v.push(case("softclip inverse", &[&[37, 53]], wide, |x| {
+        let (y, ld) = autodiff::no_grad(|| x[0].scale(0.7)?.softclip(3.5, true))?;
+        Tensor::concat(&[&y, &ld], 0)
+    }));
+    // LU weight for D = 17 (289 + 1 threads: two blocks), a fixed permutation and mixed signs.
+    v.push(case("lu_weight", &[&[17, 17], &[17, 17], &[17]], sym, |x| {
+        let (d, dev) = (17, x[0].device());
+        let mut perm = vec![0.0f32; d * d];
+        (0..d).for_each(|i| perm[i * d + (i * 5 + 3) % d] = 1.0);
+        let sign: Vec<f32> = (0..d).map(|i| if i % 3 == 1 { -1.0 } else { 1.0 }).collect();
+        let (perm, sign) = (Tensor::from_vec(perm, &[d, d], dev)?, Tensor::from_vec(sign, &[d], dev)?);
+        // Entries scaled so W stays O(1) (the log-scales by 0.25: exp stays within e^±0.75).
+        let (w, ld) =
+            crate::ops::lu::lu_weight(&x[0].scale(0.3)?, &x[1].scale(0.3)?, &x[2].scale(0.25)?, &perm, &sign)?;
+        Tensor::concat(&[&w.reshape(&[d * d])?, &ld.reshape(&[1])?], 0)
+    }));
+    // Convolutions: the autoencoder's k4 s2 p1 both ways, k3 s1 p1, k1, a stride that leaves the last input
+    // row unread (its dx is 0), and one with 67 output channels over 338 positions (several 64-wide tiles;
+    // the GPU weight gradient is split over the positions).
+    for (name, xs, ws, s, pd, bias) in [
+        ("conv2d k4s2p1", [2, 3, 11, 11], [5, 3, 4, 4], 2, 1, true),
+        ("conv2d k4s2p1 nobias", [2, 3, 9, 9], [5, 3, 4, 4], 2, 1, false),
+        ("conv2d k3s1p1", [2, 3, 9, 9], [5, 3, 3, 3], 1, 1, true),
+        ("conv2d k1s1p0", [2, 3, 9, 11], [5, 3, 1, 1], 1, 0, true),
+        ("conv2d k3s2p0 nobias", [2, 3, 10, 9], [5, 3, 3, 3], 2, 0, false),
+        ("conv2d 5->67 k3s1p1", [2, 5, 13, 13], [67, 5, 3, 3], 1, 1, true),
+        ("convT2d k4s2p1", [2, 3, 9, 9], [3, 5, 4, 4], 2, 1, true),
+        ("convT2d k4s2p1 nobias", [2, 5, 7, 7], [5, 3, 4, 4], 2, 1, false),
+        ("convT2d k3s1p1", [2, 3, 9, 9], [3, 5, 3, 3], 1, 1, true),
+        ("convT2d 67->5 k4s2p1", [2, 67, 5, 5], [67, 5, 4, 4], 2, 1, true),
+    ] {
+        let transposed = name.starts_with("convT");
+        let cout = if transposed { ws[1] } else { ws[0] };
+        let bshape = [cout];
+        let shapes: Vec<&[usize]> = if bias { vec![&xs, &ws, &bshape] } else { vec![&xs, &ws] };
+        v.push(case(name, &shapes, sym, move |x| {
+            if transposed {
+                x[0].conv_transpose2d(&x[1], x.get(2), s, pd)
+            } else {
+                x[0].conv2d(&x[1], x.get(2), s, pd)
+            }
+        }));
+    }
+    // Stride 2 with a 1x1 kernel: the odd output rows and columns meet no tap (bias only on the GPU's phase
+    // split), and output_padding adds a last row and column of them.
+    v.push(case("convT2d k1s2p0 op1", &[&[2, 3, 5, 4], &[3, 5, 1, 1], &[5]], sym, |x| {
+        x[0].conv_transpose2d_out(&x[1], Some(&x[2]), 2, 0, 1)
+    }));
     v
 }
 

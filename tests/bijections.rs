@@ -243,3 +243,105 @@ fn sos_transform_inverts_and_its_log_det_is_the_derivative() {
         }
     }
 }
+
+/// The coupling op alone (every kind, compact and dense masks): inverse(forward(x)) = x, the inverse's log-det
+/// is minus the forward's, and the forward's matches the brute-force Jacobian of x -> y row by row.
+#[test]
+fn coupling_inverts_and_log_det_matches_brute_force_jacobian() {
+    use galactic_forge::ops::coupling::{CouplingKind, CouplingMask};
+    let mut rng = StdRng::seed_from_u64(29);
+    let mask = [0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0];
+    let (b, d) = (5, mask.len());
+    for dev in devices() {
+        for kind in
+            [CouplingKind::Additive, CouplingKind::Affine { clamp: None }, CouplingKind::Affine { clamp: Some(3.0) }]
+        {
+            for dense in [false, true] {
+                let m = if dense {
+                    CouplingMask::dense(&mask, &dev).unwrap()
+                } else {
+                    CouplingMask::new(&mask, &dev).unwrap()
+                };
+                let w = m.columns() * if kind == CouplingKind::Additive { 1 } else { 2 };
+                let x = uniform(b * d, -2.5, 2.5, &mut rng);
+                let th = Tensor::from_vec(uniform(b * w, -2.0, 2.0, &mut rng), &[b, w], &dev).unwrap();
+                let xt = Tensor::from_slice(&x, &[b, d], &dev).unwrap();
+                let (y, ld) = no_grad(|| xt.coupling(&th, &m, kind, false)).unwrap();
+                let (xb, ldi) = no_grad(|| y.coupling(&th, &m, kind, true)).unwrap();
+                let e = galactic_forge::selftest::rel_err(&xb.to_vec().unwrap(), &x);
+                assert!(e < 1e-5, "{dev} {kind:?} dense {dense}: inverse(forward(x)) relative error {e}");
+                let (ld, ldi) = (ld.to_vec().unwrap(), ldi.to_vec().unwrap());
+                let jac = jacobians(&|xt| xt.coupling(&th, &m, kind, false).unwrap().0, &x, b, d, &dev);
+                for r in 0..b {
+                    let brute = log_abs_det(&jac[r], d);
+                    assert!(
+                        (ld[r] + ldi[r]).abs() < 1e-5 * (1.0 + ld[r].abs()),
+                        "{dev} {kind:?}: {} {}",
+                        ld[r],
+                        ldi[r]
+                    );
+                    assert!((brute - f64::from(ld[r])).abs() < 1e-4 * (1.0 + brute.abs()), "{dev} {kind:?}: {brute}");
+                }
+            }
+        }
+    }
+}
+
+/// The soft-clip: inverse(forward(x)) = x, the log-det against the brute-force Jacobian (rows of 8), and the
+/// inverse's saturation: |y| >= B comes back finite (from the edge B (1 - 2^-20): 1 - |y| / B there is 2^-20
+/// up to the f32 rounding of |y| / B, a few percent of it) instead of infinite.
+#[test]
+fn softclip_inverts_saturates_and_log_det_matches_brute_force_jacobian() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let (b, d, bound) = (6, 8, 2.5f32);
+    for dev in devices() {
+        let x = uniform(b * d, -6.0, 6.0, &mut rng);
+        let xt = Tensor::from_slice(&x, &[b, d], &dev).unwrap();
+        let (y, ld) = no_grad(|| xt.softclip(bound, false)).unwrap();
+        let (xb, ldi) = no_grad(|| y.softclip(bound, true)).unwrap();
+        // dx/dy = (1 + |x| / B)² <= 12 here: the f32 rounding of y comes back amplified by that much.
+        let e = galactic_forge::selftest::rel_err(&xb.to_vec().unwrap(), &x);
+        assert!(e < 1e-5, "{dev}: inverse(forward(x)) relative error {e}");
+        let (ld, ldi) = (ld.to_vec().unwrap(), ldi.to_vec().unwrap());
+        for i in 0..b * d {
+            assert!((ld[i] + ldi[i]).abs() < 1e-5 * (1.0 + ld[i].abs()), "{dev}: {} {}", ld[i], ldi[i]);
+        }
+        let jac = jacobians(&|xt| xt.softclip(bound, false).unwrap().0, &x, b, d, &dev);
+        for r in 0..b {
+            let brute = log_abs_det(&jac[r], d);
+            let sum: f64 = ld[r * d..(r + 1) * d].iter().map(|&v| f64::from(v)).sum();
+            assert!((brute - sum).abs() < 1e-4 * (1.0 + brute.abs()), "{dev} row {r}: {sum} vs {brute}");
+        }
+        let sat = Tensor::from_slice(&[bound, -bound, 3.0 * bound, f32::INFINITY], &[4], &dev).unwrap();
+        let back = no_grad(|| sat.softclip(bound, true)).unwrap().0.to_vec().unwrap();
+        let edge = f64::from(bound) * (1.0 - 2f64.powi(-20)) / 2f64.powi(-20);
+        for (v, s) in back.iter().zip([1.0, -1.0, 1.0, 1.0]) {
+            assert!(v.is_finite() && (f64::from(*v) - s * edge).abs() < 0.2 * edge, "{dev}: {v} vs {}", s * edge);
+        }
+    }
+}
+
+/// The LU weight op: x -> x W has Jacobian W^T, so its brute-force log|det| per row must equal the op's
+/// log-det, for a layer moved off its orthogonal init (random permutation and signs from the LU of it).
+#[test]
+fn lu_weight_log_det_matches_brute_force_jacobian() {
+    let mut rng = StdRng::seed_from_u64(37);
+    for dev in devices() {
+        let d = 7;
+        let lu = LuLinear::new("lu", d, &mut rng, &dev).unwrap();
+        lu.log_s.set(Tensor::from_vec(uniform(d, -0.6, 0.6, &mut rng), &[d], &dev).unwrap());
+        lu.lower.set(Tensor::from_vec(uniform(d * d, -0.5, 0.5, &mut rng), &[d, d], &dev).unwrap());
+        lu.upper.set(Tensor::from_vec(uniform(d * d, -0.5, 0.5, &mut rng), &[d, d], &dev).unwrap());
+        let ld = f64::from(lu.weight_and_logdet().unwrap().1.item().unwrap());
+        let x = uniform(4 * d, -2.0, 2.0, &mut rng);
+        let jac = jacobians(&|xt| lu.forward(xt).unwrap().0, &x, 4, d, &dev);
+        for (r, j) in jac.iter().enumerate() {
+            let brute = log_abs_det(j, d);
+            assert!((brute - ld).abs() < 1e-4 * (1.0 + brute.abs()), "{dev} row {r}: {ld} vs {brute}");
+        }
+        let xt = Tensor::from_slice(&x, &[4, d], &dev).unwrap();
+        let back = lu.forward(&xt).unwrap().0.matmul(&lu.inverse_weight().unwrap()).unwrap();
+        let e = galactic_forge::selftest::rel_err(&back.to_vec().unwrap(), &x);
+        assert!(e < 1e-5, "{dev}: {e}");
+    }
+}

@@ -2,12 +2,14 @@
 //! autoregressive layers with alternating (reversed) orders, each a MADE over the features with the
 //! condition as context. Data -> noise: z_i = x_i exp(s_i) + t_i with (t_i, s_i) = MADE(x_<i, c), the
 //! log-scale soft-clamped as s = B tanh(raw / B), B = 3, so one layer never scales by more than e^±3.
-//! The inverse runs the MADE D times, fixing one more feature in order each pass.
+//! The inverse runs the MADE D times, fixing one more feature in order each pass. The affine step (with the
+//! soft clamp and the log-det sum) is one `coupling` op with a mask of all zeros on the MADE's packed output.
 use super::{add_logdet, check_inputs, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::nn::{Made, Module};
+use crate::ops::coupling::{CouplingKind, CouplingMask};
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -33,7 +35,12 @@ impl MafConfig {
 pub struct Maf {
     cfg: MafConfig,
     mades: Vec<Made>,
+    /// Every feature transformed, feature i reading columns i (shift) and D + i (raw log-scale).
+    mask: CouplingMask,
 }
+
+/// s = B tanh(raw / B), fused into the coupling op.
+const AFFINE: CouplingKind = CouplingKind::Affine { clamp: Some(SCALE_BOUND) };
 
 impl Maf {
     pub fn new(cfg: MafConfig, dev: &Device) -> Result<Maf> {
@@ -48,15 +55,8 @@ impl Maf {
                 Made::new(&format!("maf.{i}"), &order, cfg.cond_dim, &cfg.hidden, 2, &mut rng, dev)
             })
             .collect::<Result<_>>()?;
-        Ok(Maf { cfg, mades })
-    }
-
-    /// (shift, log-scale) of one layer for inputs x.
-    fn params(&self, m: &Made, x: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
-        let p = m.forward(x, Some(c))?;
-        let parts = p.split(&[self.cfg.dim, self.cfg.dim], 1)?;
-        let s = parts[1].scale(1.0 / SCALE_BOUND)?.tanh()?.scale(SCALE_BOUND)?;
-        Ok((parts[0].clone(), s))
+        let mask = CouplingMask::new(&vec![0.0; cfg.dim], dev)?;
+        Ok(Maf { cfg, mades, mask })
     }
 }
 
@@ -82,10 +82,9 @@ impl Flow for Maf {
         let mut h = x.clone();
         let mut ld: Option<Tensor> = None;
         for m in &self.mades {
-            let (t, s) = self.params(m, &h, c)?;
-            h = h.mul(&s.exp()?)?.add(&t)?;
-            let l = s.sum(-1)?;
+            let (y, l) = h.coupling(&m.forward(&h, Some(c))?, &self.mask, AFFINE, false)?;
             add_logdet(&mut ld, l)?;
+            h = y;
         }
         Ok((h, ld.expect("at least one transform")))
     }
@@ -98,8 +97,7 @@ impl Flow for Maf {
                 // Pass k fixes the feature of order k (its parameters depend only on lower orders).
                 let mut x = Tensor::zeros(h.shape(), h.device())?;
                 for _ in 0..self.cfg.dim {
-                    let (t, s) = self.params(m, &x, c)?;
-                    x = h.sub(&t)?.mul(&s.neg()?.exp()?)?;
+                    x = h.coupling(&m.forward(&x, Some(c))?, &self.mask, AFFINE, true)?.0;
                 }
                 h = x;
             }

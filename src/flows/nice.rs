@@ -2,11 +2,14 @@
 //! features condition the odd ones, then the reverse), each coupling y_b = x_b + t(x_a, c) with t an MLP
 //! (ReLU) of the kept half and the condition, then the paper's final diagonal scaling z = y exp(s).
 //! `affine` switches to zuko's variant: y_b = x_b exp(u) + t, u = 3 tanh(raw / 3) from the same MLP.
+//! Each coupling is one `coupling` op on the whole row (the kept half passes through its mask), with the
+//! soft clamp and the log-det sum fused in; only the conditioner's input is gathered.
 use super::{check_inputs, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, Module};
+use crate::ops::coupling::{CouplingKind, CouplingMask};
 use crate::ops::gather::Indices;
 use crate::tensor::Tensor;
 use rand::SeedableRng;
@@ -31,11 +34,10 @@ impl NiceConfig {
 
 struct Coupling {
     net: Mlp,
-    /// Feature indices kept (a) and transformed (b), and the permutation putting [a, b] back in place.
+    /// Feature indices kept (the conditioner's input); the mask passes them and transforms the others, whose
+    /// parameters are the net's output columns in feature order.
     keep: Indices,
-    change: Indices,
-    unperm: Indices,
-    nb: usize,
+    mask: CouplingMask,
 }
 
 pub struct Nice {
@@ -54,10 +56,7 @@ impl Nice {
         let mut couplings = Vec::new();
         for i in 0..cfg.transforms {
             let (a, b): (Vec<u32>, Vec<u32>) = (0..d as u32).partition(|j| (*j as usize + i) % 2 == 0);
-            let mut unperm = vec![0u32; d];
-            for (pos, &f) in a.iter().chain(&b).enumerate() {
-                unperm[f as usize] = pos as u32;
-            }
+            let mask: Vec<f32> = (0..d).map(|j| ((j + i) % 2 == 0) as u8 as f32).collect();
             let out = if cfg.affine { 2 * b.len() } else { b.len() };
             let mut sizes = vec![a.len() + cfg.cond_dim];
             sizes.extend(&cfg.hidden);
@@ -66,24 +65,21 @@ impl Nice {
                 // ReLU between layers, none after the last (slope 0 = ReLU).
                 net: Mlp::new(&format!("nice.{i}"), &sizes, 0.0, false, &mut rng, dev)?,
                 keep: Indices::new(&a, d, dev)?,
-                change: Indices::new(&b, d, dev)?,
-                unperm: Indices::new(&unperm, d, dev)?,
-                nb: b.len(),
+                mask: CouplingMask::new(&mask, dev)?,
             });
         }
         let log_scale = Var::new("nice.log_scale", Tensor::zeros(&[d], dev)?);
         Ok(Nice { cfg, couplings, log_scale })
     }
 
-    /// (shift, log-scale or None) of a coupling from the kept half and the condition.
-    fn params(&self, k: &Coupling, xa: &Tensor, c: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+    /// One coupling of h [B, D]: the net reads the kept half and the condition and returns the packed
+    /// parameters [shifts | raw log-scales] of the changed half. Returns (h', log-det [B]).
+    fn couple(&self, k: &Coupling, h: &Tensor, c: &Tensor, inverse: bool) -> Result<(Tensor, Tensor)> {
+        let xa = h.gather(1, &k.keep)?;
         let cb = c.broadcast_to(&[xa.shape()[0], self.cfg.cond_dim])?;
-        let p = k.net.forward(&Tensor::concat(&[xa, &cb], 1)?)?;
-        if !self.cfg.affine {
-            return Ok((p, None));
-        }
-        let parts = p.split(&[k.nb, k.nb], 1)?;
-        Ok((parts[0].clone(), Some(parts[1].scale(1.0 / 3.0)?.tanh()?.scale(3.0)?)))
+        let theta = k.net.forward(&Tensor::concat(&[&xa, &cb], 1)?)?;
+        let kind = if self.cfg.affine { CouplingKind::Affine { clamp: Some(3.0) } } else { CouplingKind::Additive };
+        h.coupling(&theta, &k.mask, kind, inverse)
     }
 }
 
@@ -108,16 +104,11 @@ impl Flow for Nice {
         let mut h = x.clone();
         let mut ld = self.log_scale.get().sum_all()?.broadcast_to(&[x.shape()[0]])?;
         for k in &self.couplings {
-            let (xa, xb) = (h.gather(1, &k.keep)?, h.gather(1, &k.change)?);
-            let (t, s) = self.params(k, &xa, c)?;
-            let yb = match &s {
-                Some(s) => {
-                    ld = ld.add(&s.sum(-1)?)?;
-                    xb.mul(&s.exp()?)?.add(&t)?
-                }
-                None => xb.add(&t)?,
-            };
-            h = Tensor::concat(&[&xa, &yb], 1)?.gather(1, &k.unperm)?;
+            let (y, l) = self.couple(k, &h, c, false)?;
+            if self.cfg.affine {
+                ld = ld.add(&l)?;
+            }
+            h = y;
         }
         Ok((h.mul(&self.log_scale.get().exp()?)?, ld))
     }
@@ -127,13 +118,7 @@ impl Flow for Nice {
         no_grad(|| {
             let mut h = z.mul(&self.log_scale.get().neg()?.exp()?)?;
             for k in self.couplings.iter().rev() {
-                let (ya, yb) = (h.gather(1, &k.keep)?, h.gather(1, &k.change)?);
-                let (t, s) = self.params(k, &ya, c)?;
-                let xb = match &s {
-                    Some(s) => yb.sub(&t)?.mul(&s.neg()?.exp()?)?,
-                    None => yb.sub(&t)?,
-                };
-                h = Tensor::concat(&[&ya, &xb], 1)?.gather(1, &k.unperm)?;
+                h = self.couple(k, &h, c, true)?.0;
             }
             Ok(h)
         })

@@ -39,19 +39,16 @@ impl SospfConfig {
     }
 }
 
-/// Soft-clip to (-b, b): y = x / (1 + |x| / b), log|dy/dx| = -2 log(1 + |x| / b).
+/// Soft-clip to (-b, b): y = x / (1 + |x| / b), log|dy/dx| = -2 log(1 + |x| / b) (one `softclip` op).
 pub fn softclip(x: &Tensor, b: f32) -> Result<(Tensor, Tensor)> {
-    let one_plus = x.maximum(&x.neg()?)?.affine(1.0 / b, 1.0)?;
-    Ok((x.div(&one_plus)?, one_plus.log()?.scale(-2.0)?))
+    x.softclip(b, false)
 }
 
 /// Its inverse: x = y / (1 - |y| / b). |y| is first held below b (1 - 2^-20): a polynomial on the clipped
 /// interval has a bounded image, so a base sample beyond it comes back from the bisection at the bracket's
 /// end, which would otherwise map to infinity (zuko's SOSPF has the same bounded image).
 pub fn softclip_inverse(y: &Tensor, b: f32) -> Result<Tensor> {
-    let edge = b * (1.0 - 1.0 / (1u32 << 20) as f32);
-    let y = y.minimum(&Tensor::scalar(edge, y.device())?)?.maximum(&Tensor::scalar(-edge, y.device())?)?;
-    y.div(&y.maximum(&y.neg()?)?.affine(-1.0 / b, 1.0)?)
+    Ok(y.softclip(b, true)?.0)
 }
 
 pub struct Sospf {

@@ -3,6 +3,7 @@ use super::Module;
 use crate::autodiff::Var;
 use crate::backend::Device;
 use crate::error::Result;
+use crate::ops::linear::Act;
 use crate::tensor::Tensor;
 
 /// y = x W + b with W stored [in, out] (so the forward is one plain matmul). Initialised as PyTorch's
@@ -23,7 +24,12 @@ impl Linear {
 
     /// x: [batch, in] -> [batch, out].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.w.get())?.add(&self.b.get())
+        self.forward_act(x, Act::Identity)
+    }
+
+    /// act(x W + b) as one fused op (ops::linear).
+    pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        x.linear(&self.w.get(), &self.b.get(), act)
     }
 }
 
@@ -62,10 +68,9 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h)?;
-            if i + 1 < self.layers.len() || self.act_last {
-                h = h.leaky_relu(self.slope)?;
-            }
+            let act =
+                if i + 1 < self.layers.len() || self.act_last { Act::LeakyRelu(self.slope) } else { Act::Identity };
+            h = l.forward_act(&h, act)?;
         }
         Ok(h)
     }

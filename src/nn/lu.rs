@@ -1,11 +1,13 @@
 //! LU-decomposed invertible linear map (Kingma & Dhariwal 2018; GalacticFlow's "1x1 conv" on star vectors):
 //! W = P L (U + diag(sign * exp(log_s))), L unit lower triangular, U strictly upper, P and sign fixed at
 //! initialisation from the LU decomposition of a random orthogonal matrix. y = x W, log|det W| = sum log_s.
-//! Built from primitive ops on the D x D matrices (D = 10 for stars): the batch work is one matmul.
+//! W and log|det W| come from one `lu_weight` op (src/ops/lu/) on the D x D parameters (D = 10 for stars); the
+//! batch work is one matmul. Sampling inverts W on the host in f64 (a D x D matrix once per call).
 use super::Module;
 use crate::autodiff::Var;
 use crate::backend::Device;
 use crate::error::{Error, Result};
+use crate::ops::lu::lu_weight;
 use crate::tensor::Tensor;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -93,10 +95,6 @@ pub fn invert(a: &[f64], d: usize) -> Result<Vec<f64>> {
     Ok(inv)
 }
 
-fn tri_mask(d: usize, keep: impl Fn(usize, usize) -> bool) -> Vec<f32> {
-    (0..d * d).map(|i| if keep(i / d, i % d) { 1.0 } else { 0.0 }).collect()
-}
-
 impl LuLinear {
     pub fn new(name: &str, d: usize, rng: &mut impl rand::Rng, dev: &Device) -> Result<LuLinear> {
         let q = random_orthogonal(d, rng);
@@ -126,21 +124,20 @@ impl LuLinear {
         })
     }
 
-    /// W = P L (U + diag(sign exp(log_s))), differentiable in lower, upper and log_s.
+    /// (W = P L (U + diag(sign exp(log_s))), log|det W| = sum log_s), differentiable in lower, upper and log_s.
+    pub fn weight_and_logdet(&self) -> Result<(Tensor, Tensor)> {
+        lu_weight(&self.lower.get(), &self.upper.get(), &self.log_s.get(), &self.perm.get(), &self.sign.get())
+    }
+
+    /// W = P L (U + diag(sign exp(log_s))).
     pub fn weight(&self) -> Result<Tensor> {
-        let (d, dev) = (self.d, self.lower.get().device().clone());
-        let lmask = Tensor::from_vec(tri_mask(d, |r, c| c < r), &[d, d], &dev)?;
-        let umask = Tensor::from_vec(tri_mask(d, |r, c| c > r), &[d, d], &dev)?;
-        let eye = Tensor::from_vec(tri_mask(d, |r, c| c == r), &[d, d], &dev)?;
-        let l = self.lower.get().mul(&lmask)?.add(&eye)?;
-        let s = self.log_s.get().exp()?.mul(&self.sign.get())?;
-        let u = self.upper.get().mul(&umask)?.add(&eye.mul(&s)?)?;
-        self.perm.get().matmul(&l.matmul(&u)?)
+        Ok(self.weight_and_logdet()?.0)
     }
 
     /// x [B, D] -> (x W, log|det W|) with the log-det a scalar tensor (the same for every row).
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((x.matmul(&self.weight()?)?, self.log_s.get().sum_all()?))
+        let (w, ld) = self.weight_and_logdet()?;
+        Ok((x.matmul(&w)?, ld))
     }
 
     /// The inverse matrix W^-1, computed on the host in f64 (D x D, once per sampling call).

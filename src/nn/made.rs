@@ -8,7 +8,8 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 use rand::RngExt;
 
-/// y = x (W * M) + b, plus c Wc when a context is given: the masked linear layer of MADE.
+/// y = x (W * M) + b, plus c Wc when a context is given: the masked linear layer of MADE. The masked part is
+/// one `masked_linear` op (W ⊙ M is never materialised on a GPU); the context term stays a plain matmul.
 pub struct MaskedLinear {
     pub w: Var,
     pub mask: Var,
@@ -18,7 +19,7 @@ pub struct MaskedLinear {
 
 impl MaskedLinear {
     pub fn forward(&self, x: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
-        let mut y = x.matmul(&self.w.get().mul(&self.mask.get())?)?.add(&self.b.get())?;
+        let mut y = x.masked_linear(&self.w.get(), &self.mask.get(), &self.b.get())?;
         if let (Some(wc), Some(c)) = (&self.wc, c) {
             y = y.add(&c.matmul(&wc.get())?)?;
         }

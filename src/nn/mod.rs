@@ -1,9 +1,11 @@
 //! Layers built from the primitive ops: each owns its parameters as named [`Var`]s, so optimisers and
 //! checkpoints see one flat list. Names are dotted paths ("flow.3.coupling.net_a.0.w").
+mod conv;
 mod linear;
 mod lu;
 mod made;
 
+pub use conv::{Conv2d, ConvTranspose2d};
 pub use linear::{Linear, Mlp};
 pub use lu::LuLinear;
 pub use made::{Made, MaskedLinear};

@@ -3,10 +3,17 @@
 //! `kernels/<family>.ptx` and `wgsl/<family>.wgsl` (ABI in kernels/README.md). Composite ops (MLPs, flows)
 //! are built from these, so a new backend is a bounded amount of work.
 pub mod binary;
+pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod copy;
+pub mod coupling;
 pub mod gather;
+pub mod linear;
+pub mod lu;
+pub mod made;
 pub mod matmul;
 pub mod reduce;
+pub mod softclip;
 pub mod softmax;
 pub mod sos;
 pub mod spline;

@@ -2,7 +2,8 @@
 PTX interpreter sim.py (no GPU needed). Standard library only.
 
 Usage: python3 tools/ptxsim/test_kernels.py [family ...]   (from any directory; default: all families)
-Families: unary binary reduce softmax copy gather optim matmul spline sos.
+Families: unary binary reduce softmax copy gather optim matmul spline sos conv2d conv_transpose2d made coupling
+softclip lu.
 Prints one line per case, then a final `N passed, M failed` line; exits non-zero if any case failed.
 """
 import math
@@ -983,7 +984,351 @@ def test_sos():
         sos_worst('sos_bwd %s gtheta' % tag, gt[:n * P], rt, P)
 
 
-FAMILIES = ['unary', 'binary', 'reduce', 'softmax', 'copy', 'gather', 'optim', 'matmul', 'spline', 'sos']
+# ------------------------------------------------------------------ conv2d / conv_transpose2d
+def conv_prm(n, cin, h, w, cout, oh, ow, kh, kw, s, p, has_bias, ksplit=0):
+    return pk('16I', n, cin, h, w, cout, oh, ow, kh, kw, s, p, has_bias, ksplit, 0, 0, 0)
+
+
+def conv_ref(X, W, B, n, cin, h, w, cout, kh, kw, s, p, oh, ow):
+    y = []
+    for b in range(n):
+        for co in range(cout):
+            for oy in range(oh):
+                for ox in range(ow):
+                    acc = B[co] if B else 0.0
+                    for ci in range(cin):
+                        for i in range(kh):
+                            for j in range(kw):
+                                iy, ix = oy * s - p + i, ox * s - p + j
+                                if 0 <= iy < h and 0 <= ix < w:
+                                    xi = ((b * cin + ci) * h + iy) * w + ix
+                                    acc += X[xi] * W[((co * cin + ci) * kh + i) * kw + j]
+                    y.append(acc)
+    return y
+
+
+def test_conv2d():
+    E = kernel('conv2d.ptx')
+    # (n, cin, h, w, cout, kh, kw, s, p, bias, grid split over z, reverse): one tile with image padding on
+    # every side; the autoencoder's k4 s2 p1; 98 columns over two tiles laid out along z.
+    for (n, cin, h, w, cout, kh, kw, s, p, bias, zsplit, rev) in [(2, 3, 7, 6, 5, 3, 3, 2, 1, True, False, False),
+                                                                 (1, 3, 5, 5, 3, 4, 4, 2, 1, False, False, True),
+                                                                 (2, 2, 7, 7, 3, 1, 1, 1, 0, True, True, False)]:
+        oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
+        X, W, B = rnd(n * cin * h * w), rnd(cout * cin * kh * kw), rnd(cout)
+        ny = n * cout * oh * ow
+        m = Machine()
+        xa, wa, ba = m.alloc(X), m.alloc(W), m.alloc(B)
+        ya = m.alloc([12345.0] * (ny + 3))
+        tiles = (n * oh * ow + 63) // 64
+        grid = (1, (cout + 63) // 64, tiles) if zsplit else (tiles, (cout + 63) // 64, 1)
+        t0 = time.time()
+        m.launch(E['conv2d_fwd'], grid, (16, 16, 1), conv_prm(n, cin, h, w, cout, oh, ow, kh, kw, s, p, int(bias)),
+                 [xa, wa, ba, ya], rev)
+        Y = m.read(ya, ny + 3)
+        sentinel_ok('conv2d_fwd', Y, ny)
+        ref = conv_ref(X, W, B if bias else None, n, cin, h, w, cout, kh, kw, s, p, oh, ow)
+        check('conv2d_fwd n%d ci%d %dx%d co%d k%dx%d s%d p%d b%d (%.1fs)' % (n, cin, h, w, cout, kh, kw, s, p, bias,
+                                                                          time.time() - t0), Y[:ny], ref)
+
+    # Weight gradient, split over the positions into slices of 16 (the host sums the slices).
+    for (n, cin, h, w, cout, kh, kw, s, p, ksplit) in [(2, 3, 7, 6, 5, 3, 3, 2, 1, 16),
+                                                       (1, 2, 5, 5, 3, 4, 4, 2, 1, 16)]:
+        oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
+        ltot = n * oh * ow
+        slices = (ltot + ksplit - 1) // ksplit
+        X, G = rnd(n * cin * h * w), rnd(n * cout * oh * ow)
+        nk = cin * kh * kw
+        m = Machine()
+        xa, ga = m.alloc(X), m.alloc(G)
+        da = m.alloc([12345.0] * (slices * cout * nk + 3))
+        t0 = time.time()
+        m.launch(E['conv2d_wgrad'], ((nk + 63) // 64, (cout + 63) // 64, slices), (16, 16, 1),
+                 conv_prm(n, cin, h, w, cout, oh, ow, kh, kw, s, p, 0, ksplit), [xa, ga, da])
+        D = m.read(da, slices * cout * nk + 3)
+        sentinel_ok('conv2d_wgrad', D, slices * cout * nk)
+        dw = [sum(D[z * cout * nk + i] for z in range(slices)) for i in range(cout * nk)]
+        ref = [0.0] * (cout * nk)
+        for b in range(n):
+            for co in range(cout):
+                for oy in range(oh):
+                    for ox in range(ow):
+                        gv = G[((b * cout + co) * oh + oy) * ow + ox]
+                        for ci in range(cin):
+                            for i in range(kh):
+                                for j in range(kw):
+                                    iy, ix = oy * s - p + i, ox * s - p + j
+                                    if 0 <= iy < h and 0 <= ix < w:
+                                        xi = ((b * cin + ci) * h + iy) * w + ix
+                                        ref[((co * cin + ci) * kh + i) * kw + j] += gv * X[xi]
+        check('conv2d_wgrad n%d ci%d %dx%d co%d k%dx%d s%d p%d %d slices (%.1fs)' % (
+            n, cin, h, w, cout, kh, kw, s, p, slices, time.time() - t0), dw, ref)
+
+
+def test_conv_transpose2d():
+    E = kernel('conv_transpose2d.ptx')
+    # (n, cin, h, w, cout, kh, kw, s, p, output_padding, bias, reverse): the autoencoder's k4 s2 p1, stride 1,
+    # stride 3 with output padding and a non-square kernel (tiles laid out along z), and a 1x1 kernel at
+    # stride 2 whose odd output rows and columns meet no tap (bias only).
+    for (n, cin, h, w, cout, kh, kw, s, p, op, bias, rev) in [(2, 3, 4, 3, 5, 4, 4, 2, 1, 0, True, False),
+                                                             (1, 4, 4, 5, 3, 3, 3, 1, 1, 0, False, True),
+                                                             (1, 2, 3, 3, 3, 3, 2, 3, 2, 1, True, False),
+                                                             (2, 2, 3, 4, 3, 1, 1, 2, 0, 1, True, False)]:
+        oh, ow = (h - 1) * s - 2 * p + kh + op, (w - 1) * s - 2 * p + kw + op
+        X, W, B = rnd(n * cin * h * w), rnd(cin * cout * kh * kw), rnd(cout)
+        ny = n * cout * oh * ow
+        m = Machine()
+        xa, wa, ba = m.alloc(X), m.alloc(W), m.alloc(B)
+        ya = m.alloc([12345.0] * (ny + 3))
+        t0 = time.time()
+        # One run of column tiles per output phase (py, px), as the host computes them.
+        tiles = sum((n * max(0, -(-(oh - py) // s)) * max(0, -(-(ow - px) // s)) + 63) // 64
+                    for py in range(s) for px in range(s))
+        grid = (1, (cout + 63) // 64, tiles) if s == 3 else (tiles, (cout + 63) // 64, 1)
+        m.launch(E['conv_transpose2d_fwd'], grid, (16, 16, 1),
+                 conv_prm(n, cin, h, w, cout, oh, ow, kh, kw, s, p, int(bias)), [xa, wa, ba, ya], rev)
+        Y = m.read(ya, ny + 3)
+        sentinel_ok('conv_transpose2d_fwd', Y, ny)
+        ref = [B[co] if bias else 0.0 for b in range(n) for co in range(cout) for _ in range(oh * ow)]
+        for b in range(n):
+            for ci in range(cin):
+                for iy in range(h):
+                    for ix in range(w):
+                        xv = X[((b * cin + ci) * h + iy) * w + ix]
+                        for co in range(cout):
+                            for i in range(kh):
+                                for j in range(kw):
+                                    oy, ox = iy * s - p + i, ix * s - p + j
+                                    if 0 <= oy < oh and 0 <= ox < ow:
+                                        wv = W[((ci * cout + co) * kh + i) * kw + j]
+                                        ref[((b * cout + co) * oh + oy) * ow + ox] += xv * wv
+        check('conv_transpose2d_fwd n%d ci%d %dx%d co%d k%dx%d s%d p%d op%d b%d (%.1fs)' % (
+            n, cin, h, w, cout, kh, kw, s, p, op, bias, time.time() - t0), Y[:ny], ref)
+
+
+# ------------------------------------------------------------------ made
+def test_made(cases, reverse=False):
+    E = kernel('made.ptx')
+    for (m_, n_, k_, ta, tb, mb, mc, bs) in cases:
+        A = rnd(m_ * k_)
+        B = rnd(n_ * k_)
+        # the mask has b's layout when mask_b, c's ([m, n]) when mask_c
+        M = [float(random.random() < 0.6) for _ in range(max(n_ * k_, m_ * n_))]
+        bias = rnd(n_)
+        mach = Machine()
+        aa, ba, ma, bb = mach.alloc(A), mach.alloc(B), mach.alloc(M), mach.alloc(bias)
+        ca = mach.alloc([12345.0] * (m_ * n_ + 3))
+        prm = pk('8I', m_, n_, k_, ta, tb, mb, mc, bs)
+        t0 = time.time()
+        mach.launch(E['made'], ((n_ + 63) // 64, (m_ + 63) // 64, 1), (16, 16, 1), prm, [aa, ba, ma, bb, ca], reverse)
+        C = mach.read(ca, m_ * n_ + 3)
+        sentinel_ok('made', C, m_ * n_)
+        ref = []
+        for i in range(m_):
+            for j in range(n_):
+                s = 0.0
+                for l in range(k_):
+                    av = A[l * m_ + i if ta else i * k_ + l]
+                    bo = j * k_ + l if tb else l * n_ + j
+                    s += av * B[bo] * (M[bo] if mb else 1.0)
+                ref.append(s * (M[i * n_ + j] if mc else 1.0) + (bias[j] if bs else 0.0))
+        check('made m%d n%d k%d ta%d tb%d mask_b%d mask_c%d bias%d (%.1fs)' % (m_, n_, k_, ta, tb, mb, mc, bs,
+                                                                           time.time() - t0), C[:m_ * n_], ref)
+
+
+# ------------------------------------------------------------------ coupling
+def coupling_ref(xs, th, slot, rows, d, P, affine, inverse, clamp):
+    """Packed forward output and a closure for the backward, in double precision."""
+    W = 2 * P if affine else P
+
+    def scale(r):
+        return clamp * math.tanh(r / clamp) if clamp > 0 else r
+    out = [0.0] * (rows * d + rows)
+    for b in range(rows):
+        acc = 0.0
+        for i in range(d):
+            x = xs[b * d + i]
+            c = slot[i]
+            if c == 0xffffffff:
+                out[b * d + i] = x
+                continue
+            t = th[b * W + c]
+            if not affine:
+                out[b * d + i] = x - t if inverse else x + t
+                continue
+            s = scale(th[b * W + P + c])
+            if inverse:
+                acc -= s
+                out[b * d + i] = (x - t) * math.exp(-s)
+            else:
+                acc += s
+                out[b * d + i] = x * math.exp(s) + t
+        out[rows * d + b] = acc
+    return out
+
+
+def coupling_bwd_ref(xs, th, slot, g, rows, d, P, affine, clamp):
+    W = 2 * P if affine else P
+    gx = [0.0] * (rows * d)
+    gt = [0.0] * (rows * W)
+    for b in range(rows):
+        gld = g[rows * d + b]
+        for i in range(d):
+            gy = g[b * d + i]
+            c = slot[i]
+            if c == 0xffffffff:
+                gx[b * d + i] = gy
+                continue
+            gt[b * W + c] = gy
+            if not affine:
+                gx[b * d + i] = gy
+                continue
+            r = th[b * W + P + c]
+            u = math.tanh(r / clamp) if clamp > 0 else 0.0
+            s = clamp * u if clamp > 0 else r
+            e = math.exp(s)
+            gx[b * d + i] = gy * e
+            gs = gy * xs[b * d + i] * e + gld
+            gt[b * W + P + c] = gs * (1 - u * u) if clamp > 0 else gs
+    return gx, gt
+
+
+def test_coupling():
+    E = kernel('coupling.ptx')
+    PASS_ = 0xffffffff
+    mask = [1, 0, 0, 1, 0, 1, 0, 0, 1]
+    compact, n0 = [], 0
+    for mv in mask:
+        compact.append(PASS_ if mv else n0)
+        n0 += 0 if mv else 1
+    dense = [PASS_ if mv else i for i, mv in enumerate(mask)]
+    for (rows, slot, P, affine, inverse, clamp, name) in [
+            (261, compact, 5, 1, 0, 3.0, 'affine clamp'), (37, compact, 5, 1, 0, 0.0, 'affine'),
+            (37, compact, 5, 0, 0, 0.0, 'additive'), (37, dense, 9, 1, 0, 2.0, 'affine dense'),
+            (37, compact, 5, 1, 1, 3.0, 'inverse affine clamp'), (37, compact, 5, 0, 1, 0.0, 'inverse additive'),
+            (19, [0, 1, 2, 3, 4, 5, 6, 7, 8], 9, 1, 0, 3.0, 'MAF (no mask)')]:
+        d = len(slot)
+        W = 2 * P if affine else P
+        xs = rnd(rows * d)
+        th = rnd(rows * W, -1.5, 1.5)
+        g = rnd(rows * d + rows)
+        prm = pk('5I2fI', rows, d, P, affine, inverse, clamp, 1.0 / clamp if clamp > 0 else 0.0, 0)
+        m = Machine()
+        xa, ta, sa, ga = m.alloc(xs), m.alloc(th), m.alloc(slot, 'I'), m.alloc(g)
+        oa = m.alloc([12345.0] * (rows * d + rows + 2))
+        m.launch(E['coupling_fwd'], grid1d(rows), (256, 1, 1), prm, [xa, ta, sa, oa])
+        out = m.read(oa, rows * d + rows + 2)
+        sentinel_ok('coupling_fwd ' + name, out, rows * d + rows)
+        check('coupling_fwd %s rows %d' % (name, rows), out[:rows * d + rows],
+              coupling_ref(xs, th, slot, rows, d, P, affine, inverse, clamp))
+        if inverse:
+            continue
+        gxa = m.alloc([12345.0] * (rows * d + 2))
+        gta = m.alloc([float('nan')] * (rows * W) + [12345.0] * 2)
+        m.launch(E['coupling_bwd'], grid1d(rows), (256, 1, 1), prm, [xa, ta, sa, ga, gxa, gta])
+        gx = m.read(gxa, rows * d + 2)
+        gt = m.read(gta, rows * W + 2)
+        sentinel_ok('coupling_bwd gx ' + name, gx, rows * d)
+        sentinel_ok('coupling_bwd gtheta ' + name, gt, rows * W)
+        rgx, rgt = coupling_bwd_ref(xs, th, slot, g, rows, d, P, affine, clamp)
+        check('coupling_bwd %s gx' % name, gx[:rows * d], rgx)
+        check('coupling_bwd %s gtheta' % name, gt[:rows * W], rgt)
+
+
+# ------------------------------------------------------------------ softclip
+def test_softclip():
+    E = kernel('softclip.ptx')
+    B = 2.5
+    n = 300
+    xs = rnd(n, -4, 4) + [0.0]
+    n += 1
+    g = rnd(2 * n)
+    edge = f32r(B * f32r(1 - 2.0 ** -20))
+    for inverse in (0, 1):
+        m = Machine()
+        xa, ga = m.alloc(xs), m.alloc(g)
+        oa = m.alloc([12345.0] * (2 * n + 2))
+        prm = pk('2I2f', n, inverse, B, 1.0 / B)
+        m.launch(E['softclip_fwd'], grid1d(n), (256, 1, 1), prm, [xa, oa])
+        out = m.read(oa, 2 * n + 2)
+        sentinel_ok('softclip_fwd', out, 2 * n)
+        ys, lds = [], []
+        for x in xs:
+            if inverse:
+                v = min(max(x, -edge), edge)
+                a = 1 - abs(v) / B
+            else:
+                v, a = x, 1 + abs(x) / B
+            ys.append(v / a)
+            lds.append(-2 * math.log(a))
+        # values held at the edge are ~1e6 B: compare y and ld separately so they do not drown the rest
+        check('softclip_fwd inverse=%d y' % inverse, out[:n], ys)
+        inside = [i for i in range(n) if abs(xs[i]) < edge]
+        check('softclip_fwd inverse=%d y (inside the edge)' % inverse, [out[i] for i in inside], [ys[i] for i in inside])
+        check('softclip_fwd inverse=%d ld' % inverse, out[n:2 * n], lds)
+    m = Machine()
+    xa, ga = m.alloc(xs), m.alloc(g)
+    gxa = m.alloc([12345.0] * (n + 2))
+    m.launch(E['softclip_bwd'], grid1d(n), (256, 1, 1), pk('2I2f', n, 0, B, 1.0 / B), [xa, ga, gxa])
+    gx = m.read(gxa, n + 2)
+    sentinel_ok('softclip_bwd', gx, n)
+    ref = []
+    for i, x in enumerate(xs):
+        a = 1 + abs(x) / B
+        sg = (x > 0) - (x < 0)
+        ref.append(g[i] / (a * a) - 2 * g[n + i] * sg / (B * a))
+    check('softclip_bwd', gx[:n], ref)
+
+
+# ------------------------------------------------------------------ lu
+def lu_parts(d, lo, up, ls, sg):
+    L = [[lo[k * d + m] if m < k else (1.0 if m == k else 0.0) for m in range(d)] for k in range(d)]
+    U = [[up[m * d + j] if j > m else (sg[m] * math.exp(ls[m]) if j == m else 0.0) for j in range(d)]
+         for m in range(d)]
+    return L, U
+
+
+def test_lu():
+    E = kernel('lu.ptx')
+    for d in (5, 17):
+        lo, up, ls = rnd(d * d, -0.5, 0.5), rnd(d * d, -0.5, 0.5), rnd(d, -0.7, 0.7)
+        perm = [0.0] * (d * d)
+        for i in range(d):
+            perm[i * d + (i * 3 + 2) % d] = 1.0
+        sg = [-1.0 if i % 3 == 1 else 1.0 for i in range(d)]
+        g = rnd(d * d + 1)
+        m = Machine()
+        bufs = [m.alloc(v) for v in (lo, up, ls, perm, sg)]
+        oa = m.alloc([12345.0] * (d * d + 3))
+        prm = pk('4I', d, 0, 0, 0)
+        m.launch(E['lu_fwd'], grid1d(d * d + 1), (256, 1, 1), prm, bufs + [oa])
+        out = m.read(oa, d * d + 3)
+        sentinel_ok('lu_fwd', out, d * d + 1)
+        L, U = lu_parts(d, lo, up, ls, sg)
+        A = [[sum(L[k][mm] * U[mm][j] for mm in range(d)) for j in range(d)] for k in range(d)]
+        P = [[perm[i * d + k] for k in range(d)] for i in range(d)]
+        W = [sum(P[i][k] * A[k][j] for k in range(d)) for i in range(d) for j in range(d)]
+        check('lu_fwd d=%d W' % d, out[:d * d], W)
+        check('lu_fwd d=%d ld' % d, [out[d * d]], [sum(ls)])
+        ga_ = m.alloc(g)
+        go = m.alloc([float('nan')] * (2 * d * d + d) + [12345.0] * 2)
+        m.launch(E['lu_bwd'], grid1d(d * d), (256, 1, 1), prm, bufs + [ga_, go])
+        gout = m.read(go, 2 * d * d + d + 2)
+        sentinel_ok('lu_bwd', gout, 2 * d * d + d)
+        G = [[g[i * d + j] for j in range(d)] for i in range(d)]
+        GA = [[sum(P[i][k] * G[i][j] for i in range(d)) for j in range(d)] for k in range(d)]
+        gL = [[sum(GA[k][j] * U[mm][j] for j in range(d)) for mm in range(d)] for k in range(d)]
+        gU = [[sum(L[k][mm] * GA[k][j] for k in range(d)) for j in range(d)] for mm in range(d)]
+        rl = [gL[r][c] if c < r else 0.0 for r in range(d) for c in range(d)]
+        ru = [gU[r][c] if c > r else 0.0 for r in range(d) for c in range(d)]
+        rs = [gU[r][r] * sg[r] * math.exp(ls[r]) + g[d * d] for r in range(d)]
+        check('lu_bwd d=%d dlower' % d, gout[:d * d], rl)
+        check('lu_bwd d=%d dupper' % d, gout[d * d:2 * d * d], ru)
+        check('lu_bwd d=%d dlog_s' % d, gout[2 * d * d:2 * d * d + d], rs)
+
+
+FAMILIES = ['unary', 'binary', 'reduce', 'softmax', 'copy', 'gather', 'optim', 'matmul', 'spline', 'sos', 'made',
+            'coupling', 'softclip', 'lu', 'conv2d', 'conv_transpose2d']
 
 
 def run_family(w):
@@ -1009,11 +1354,25 @@ def run_family(w):
         test_spline()
     elif w == 'sos':
         test_sos()
+    elif w == 'made':
+        test_made([(37, 70, 19, 0, 0, 1, 0, 1), (19, 37, 70, 0, 1, 1, 0, 0), (37, 19, 70, 1, 0, 0, 1, 0),
+                   (5, 3, 0, 0, 0, 1, 0, 1)])
+        test_made([(20, 24, 19, 1, 1, 1, 1, 1)], reverse=True)
+    elif w == 'coupling':
+        test_coupling()
+    elif w == 'softclip':
+        test_softclip()
+    elif w == 'lu':
+        test_lu()
     elif w == 'matmul':
         test_matmul([(70, 67, 35, 2, 0, 0, 0, 0), (70, 67, 35, 1, 1, 0, 0, 0), (70, 67, 35, 1, 0, 1, 0, 0),
                      (70, 67, 35, 1, 1, 1, 0, 0), (64, 68, 17, 2, 0, 0, 1, 0), (5, 8, 3, 3, 1, 1, 0, 1),
                      (3, 4, 0, 1, 0, 0, 0, 0)])
         test_matmul([(20, 24, 19, 1, 1, 0, 0, 0)], reverse=True, block=(256, 1, 1))
+    elif w == 'conv2d':
+        test_conv2d()
+    elif w == 'conv_transpose2d':
+        test_conv_transpose2d()
     else:
         raise ValueError('unknown family %r (known: %s)' % (w, ' '.join(FAMILIES)))
 
