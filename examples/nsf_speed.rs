@@ -9,6 +9,10 @@ use galactic_forge::{backward, Device, Tensor};
 use rand::SeedableRng;
 use std::time::Instant;
 
+/// Keeps large freed buffers for reuse (src/alloc.rs explains why training needs it).
+#[global_allocator]
+static ALLOC: galactic_forge::alloc::CachingAlloc = galactic_forge::alloc::CachingAlloc::new(8 << 30);
+
 fn main() -> galactic_forge::Result<()> {
     let a: Vec<String> = std::env::args().collect();
     let arg = |i: usize, d: usize| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);

@@ -4,6 +4,7 @@
 //! Layers, bottom to top: `kernels/` and `wgsl/` (GPU kernels, embedded by build.rs) -> [`backend`]
 //! (devices and buffers) -> [`ops`] (primitive ops: maths, CPU reference, GPU launch, backward rule)
 //! -> [`autodiff`] (the tape) -> [`optim`] -> models, flows and the `gforge` command line.
+pub mod alloc;
 pub mod autodiff;
 pub mod backend;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod flows;
 pub mod io;
 pub mod kernels;
+pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;

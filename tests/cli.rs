@@ -47,3 +47,29 @@ fn bad_device_names_are_usage_errors() {
         assert!(err.contains("gforge:") && !err.contains("panicked"), "{d}: {err}");
     }
 }
+
+#[test]
+fn synth_images_renders_a_png_per_galaxy_and_the_views() {
+    let d = std::env::temp_dir().join(format!("gforge-cli-images-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let (gal, img) = (d.join("gal"), d.join("img"));
+    let (code, _, err) = gforge(&["synth", "galaxies", "--out", gal.to_str().unwrap(), "--galaxies", "3"]);
+    assert_eq!(code, 0, "{err}");
+    let args = ["synth", "images", "--data", gal.to_str().unwrap(), "--out", img.to_str().unwrap(), "--size", "64"];
+    let (code, out, err) = gforge(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 images"), "{out}");
+    let views = galactic_forge::data::images::Views::read(&img.join("views.json")).unwrap();
+    assert_eq!(views.views.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["g000", "g001", "g002"]);
+    assert!(views.views.iter().all(|v| v.r_d.is_some() && v.view.inclination <= std::f64::consts::FRAC_PI_2));
+    let imgs = galactic_forge::data::images::load_folder(&img, 64).unwrap();
+    assert_eq!(imgs.len(), 3);
+    // The same seed gives the same files.
+    let first = std::fs::read(img.join("g001.png")).unwrap();
+    assert_eq!(gforge(&args).0, 0);
+    assert_eq!(std::fs::read(img.join("g001.png")).unwrap(), first);
+    // A missing data folder is one clear line naming it.
+    let (code, _, err) = gforge(&["synth", "images", "--data", d.join("nope").to_str().unwrap(), "--out", "x"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("gforge:") && err.contains("nope") && !err.contains("panicked"), "{err}");
+}

@@ -20,6 +20,7 @@ train() { # name, model args...
 train nsf --model nsf --layers 6 --hidden 64 --depth 3
 train maf --model maf --layers 10 --hidden 128 --depth 3
 train nice --model nice --layers 30 --hidden 128 --depth 3
+train sospf --model sospf --layers 10 --hidden 128 --depth 3
 for f in maf nsf; do
   /usr/bin/time -f "zuko-$f: %e s" python3 benches/torch/zuko_flows.py --threads 2 --flow "$f" \
     --fit "$out/prepared/train_x.npy" --cond "$out/prepared/train_c.npy" \
@@ -35,7 +36,7 @@ n = sum(g["stars"] for g in ref)
 true_nll = sum(g["true_nll"] * g["stars"] for g in ref) / n  # -E[log p_c], physical units
 print(f"held-out galaxies: {len(ref)}, {n} stars; entropy of the data under the true density: {true_nll:.4f} nats/star")
 print(f"{'flow':<10} {'NLL (phys.)':>12} {'exact KL':>10}")
-for name in ["nsf", "maf", "nice"]:
+for name in ["nsf", "maf", "nice", "sospf"]:
     gs = json.load(open(f"{out}/eval_{name}/metrics.json"))["galaxies"]
     nll = sum(g["nll"] * g["stars"] for g in gs) / n
     print(f"{name:<10} {nll:>12.4f} {nll - true_nll:>10.4f}")

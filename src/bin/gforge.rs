@@ -1,12 +1,19 @@
 //! `gforge`: the GalacticForge command line.
 use clap::{Args, Parser, Subcommand};
 use galactic_forge::backend::{list_devices, Device};
+use galactic_forge::data::images::{self, RenderConfig};
 use galactic_forge::data::synthetic::{self, SynthConfig};
 use galactic_forge::flows::{MafConfig, NiceConfig, NsfConfig, SospfConfig};
+use galactic_forge::models::AeConfig;
+use galactic_forge::pipeline::ae::{self, AeTrainConfig, ImageSet};
 use galactic_forge::pipeline::{self, forge, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Keeps large freed buffers for reuse (src/alloc.rs explains why training needs it).
+#[global_allocator]
+static ALLOC: galactic_forge::alloc::CachingAlloc = galactic_forge::alloc::CachingAlloc::new(8 << 30);
 
 #[derive(Parser)]
 #[command(
@@ -42,18 +49,38 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Box<FlowCmd>,
     },
-    /// The whole pipeline into one folder: synthesise -> clean -> train -> sample -> evaluate and plot.
+    /// Train, apply and inspect the galaxy-image autoencoder.
+    Ae {
+        #[command(subcommand)]
+        cmd: Box<AeCmd>,
+    },
+    /// The whole pipeline into one folder: galaxy images + star particles -> autoencoder -> latents ->
+    /// flow conditioned on the galaxy parameters and the latents -> samples, metrics and plots.
     Forge {
-        /// Run on the embedded default (synthetic galaxies); the only mode until real-data forging lands.
+        /// Run on the embedded default: synthetic galaxies and their mock images, small autoencoder.
         #[arg(long)]
         demo: bool,
+        /// Your galaxies: a folder of <id>.npy star particles (GalacticFlow's 11 columns)...
+        #[arg(long, required_unless_present = "demo", conflicts_with = "demo")]
+        data: Option<PathBuf>,
+        /// ...and a folder of <id>.png/.jpg images of the same galaxies (any size; resized).
+        #[arg(long, required_unless_present = "demo", conflicts_with = "demo")]
+        images: Option<PathBuf>,
         #[arg(long, default_value = "forge-demo")]
         out: PathBuf,
         #[arg(long, default_value = "auto")]
         device: String,
-        /// Training epochs (the demo's default fits in a few minutes on 2 CPU cores).
+        /// Flow training epochs (the demo's default fits in a few minutes on 2 CPU cores).
         #[arg(long)]
         epochs: Option<usize>,
+        /// Autoencoder image side, channels and epochs for your data (default: GalacticForge's model,
+        /// 448 pixels and 3,64,...,2048, which wants a GPU).
+        #[arg(long)]
+        ae_size: Option<usize>,
+        #[arg(long, value_delimiter = ',')]
+        ae_channels: Option<Vec<usize>>,
+        #[arg(long)]
+        ae_epochs: Option<usize>,
     },
 }
 
@@ -63,17 +90,43 @@ enum SynthCmd {
     Galaxies {
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value_t = 24)]
+        #[arg(long, default_value_t = SynthConfig::default().galaxies)]
         galaxies: usize,
         /// Star particle mass [Msun]; each galaxy gets M_star / m_particle stars within [n_min, n_max].
-        #[arg(long, default_value_t = 2e6)]
+        #[arg(long, default_value_t = SynthConfig::default().m_particle)]
         m_particle: f64,
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = SynthConfig::default().n_min)]
         n_min: usize,
-        #[arg(long, default_value_t = 12000)]
+        #[arg(long, default_value_t = SynthConfig::default().n_max)]
         n_max: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Mock images of a galaxy folder (.npy per galaxy) from random views: <id>.png plus views.json.
+    Images {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = RenderConfig::default().size)]
+        size: usize,
+        /// Full width of the field of view [kpc], the same for every galaxy.
+        #[arg(long, default_value_t = RenderConfig::default().fov_kpc)]
+        fov: f32,
+        /// PSF sigma [pixels].
+        #[arg(long, default_value_t = RenderConfig::default().psf_sigma_px)]
+        psf: f32,
+        /// Spread each star over about this many projected neighbours (0: points blurred by the PSF only).
+        #[arg(long, default_value_t = RenderConfig::default().smooth_neighbours)]
+        smooth: f32,
+        /// Sky noise per pixel and band [L_sun/pc^2].
+        #[arg(long, default_value_t = RenderConfig::default().sky_sigma)]
+        noise: f32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also draw every image into one overview PNG here (outside --out, which is an image folder).
+        #[arg(long)]
+        grid: Option<PathBuf>,
     },
 }
 
@@ -100,6 +153,119 @@ impl ModelArgs {
     /// Hidden widths of a MADE or coupling net: --depth Linear layers means --depth - 1 hidden ones.
     fn hidden_layers(&self) -> Vec<usize> {
         vec![self.hidden; self.depth.saturating_sub(1).max(1)]
+    }
+}
+
+#[derive(Subcommand)]
+enum AeCmd {
+    /// Train on a folder of galaxy images (PNG/JPEG of any size, resized; the file stem is the galaxy id).
+    Train {
+        #[arg(long)]
+        images: PathBuf,
+        /// Checkpoint written after every epoch.
+        #[arg(long, default_value = "ae.npz")]
+        out: PathBuf,
+        /// Image side the model reads (GalacticForge: 448).
+        #[arg(long, default_value_t = AeConfig::galacticforge().image)]
+        size: usize,
+        /// Channels from the 3 image bands down, one stride-2 4x4 conv each (GalacticForge: 3,64,...,2048).
+        #[arg(long, value_delimiter = ',', default_values_t = AeConfig::galacticforge().channels)]
+        channels: Vec<usize>,
+        #[arg(long, default_value_t = AeConfig::galacticforge().latents)]
+        latents: usize,
+        #[arg(long, default_value_t = AeTrainConfig::default().epochs)]
+        epochs: usize,
+        #[arg(long, default_value_t = AeTrainConfig::default().batch)]
+        batch: usize,
+        #[arg(long, default_value_t = AeTrainConfig::default().lr)]
+        lr: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Comma-separated galaxy ids held out (default: --val-fraction of them).
+        #[arg(long, value_delimiter = ',')]
+        val_ids: Vec<String>,
+        /// GalacticForge holds out 1%.
+        #[arg(long, default_value_t = 0.01)]
+        val_fraction: f64,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Continue from --out where it stopped.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Write <id>_latent.npy per galaxy and latents.csv (the table `flow train --extra-conditions` reads).
+    Encode {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// reconstructions.png (inputs over reconstructions) and traversal.png (one row per latent).
+    Show {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Galaxies in the reconstruction panel.
+        #[arg(long, default_value_t = 8)]
+        max: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+}
+
+fn ae_cmd(cmd: AeCmd) -> Result<bool> {
+    match cmd {
+        AeCmd::Train {
+            images: dir,
+            out,
+            size,
+            channels,
+            latents,
+            epochs,
+            batch,
+            lr,
+            seed,
+            val_ids,
+            val_fraction,
+            device,
+            resume,
+        } => {
+            let dev = Device::parse(&device)?;
+            let cfg = AeConfig { image: size, channels, latents, seed };
+            cfg.validate()?;
+            let all = ImageSet::from_images(images::load_folder(&dir, size)?)?;
+            let val_ids = pipeline::prepare::pick_val_ids(&all.ids, &val_ids, val_fraction, seed)?;
+            let (train, val) = (all.select(&val_ids, false), all.select(&val_ids, true));
+            println!("{} training and {} held-out images ({size} x {size}) on {dev}", train.len(), val.len());
+            let tc = AeTrainConfig { epochs, batch, lr, seed };
+            ae::train(&train, &val, &cfg, &tc, &out, &dev, resume, true)?;
+            println!("checkpoint: {}", out.display());
+            Ok(true)
+        }
+        AeCmd::Encode { model, images: dir, out, device } => {
+            let dev = Device::parse(&device)?;
+            let (m, _) = ae::load(&model, &dev)?;
+            let set = ImageSet::from_images(images::load_folder(&dir, m.cfg.image)?)?;
+            let z = ae::encode(&m, &set, &dev)?;
+            ae::write_latents(&out, &set.ids, &z)?;
+            println!("{} x {} latents -> {}", set.len(), m.cfg.latents, out.display());
+            Ok(true)
+        }
+        AeCmd::Show { model, images: dir, out, max, device } => {
+            let dev = Device::parse(&device)?;
+            let (m, _) = ae::load(&model, &dev)?;
+            let set = ImageSet::from_images(images::load_folder(&dir, m.cfg.image)?)?;
+            ae::show(&m, &set, &out, max, &dev)?;
+            println!("reconstructions.png, traversal.png -> {}", out.display());
+            Ok(true)
+        }
     }
 }
 
@@ -134,6 +300,9 @@ enum FlowCmd {
         clip: Option<f32>,
         #[arg(long)]
         max_steps: Option<u64>,
+        /// Gaussian noise (std) added to the standardised conditions of every training row.
+        #[arg(long, default_value_t = 0.0)]
+        cond_noise: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Comma-separated galaxy ids left out for validation (default: --val-fraction of them).
@@ -252,6 +421,7 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             gamma_every,
             clip,
             max_steps,
+            cond_noise,
             seed,
             val_ids,
             val_fraction,
@@ -278,6 +448,7 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
                 gamma_every,
                 clip,
                 max_steps,
+                cond_noise,
                 seed,
                 ..Default::default()
             };
@@ -350,14 +521,48 @@ fn run(cli: Cli) -> Result<bool> {
             println!("{} galaxies, {stars} stars -> {}", gals.len(), out.display());
             Ok(true)
         }
-        Cmd::Flow { cmd } => flow_cmd(*cmd),
-        Cmd::Forge { demo, out, device, epochs } => {
-            if !demo {
-                return Err(Error::Usage(
-                    "only `gforge forge --demo` exists so far (real-data forging arrives with the autoencoder)".into(),
-                ));
+        Cmd::Synth { what: SynthCmd::Images { data, out, size, fov, psf, smooth, noise, seed, grid } } => {
+            let cfg = RenderConfig {
+                size,
+                fov_kpc: fov,
+                psf_sigma_px: psf,
+                smooth_neighbours: smooth,
+                sky_sigma: noise,
+                ..Default::default()
+            };
+            let v = images::render_folder(&data, &out, &cfg, seed)?;
+            if let Some(g) = grid {
+                images::save_grid(&g, &images::load_folder(&out, size.min(224))?)?;
             }
-            forge::demo(&out, &Device::parse(&device)?, epochs)?;
+            println!("{} images ({size} x {size}, {fov} kpc) -> {}", v.views.len(), out.display());
+            Ok(true)
+        }
+        Cmd::Flow { cmd } => flow_cmd(*cmd),
+        Cmd::Ae { cmd } => ae_cmd(*cmd),
+        Cmd::Forge { demo, data, images, out, device, epochs, ae_size, ae_channels, ae_epochs } => {
+            let dev = Device::parse(&device)?;
+            if demo {
+                forge::demo(&out, &dev, epochs)?;
+                return Ok(true);
+            }
+            let (Some(data), Some(images)) = (data, images) else {
+                return Err(Error::Usage("give --demo, or both --data and --images".into()));
+            };
+            let mut s = forge::ForgeSettings {
+                ae: AeConfig::galacticforge(),
+                ae_train: AeTrainConfig::default(),
+                nsf: NsfConfig::galacticflow(10, 0),
+                flow_train: TrainConfig {
+                    epochs: epochs.unwrap_or(TrainConfig::default().epochs),
+                    ..Default::default()
+                },
+                without_latents: false,
+            };
+            s.ae.image = ae_size.unwrap_or(s.ae.image);
+            s.ae.channels = ae_channels.unwrap_or(s.ae.channels);
+            s.ae_train.epochs = ae_epochs.unwrap_or(s.ae_train.epochs);
+            s.ae.validate()?;
+            forge::forge(&data, &images, &out, &s, &dev)?;
             Ok(true)
         }
         Cmd::Selftest { device, seed } => {

@@ -3,6 +3,7 @@
 //! files or one .npz with an entry per galaxy. Loading validates every file and names the bad one.
 pub mod clean;
 pub mod conditions;
+pub mod images;
 pub mod stats;
 pub mod synth;
 pub mod synthetic;

@@ -1,10 +1,13 @@
 //! The star-flow pipeline: data preparation (load, clean, conditions, standardise, split), training with
 //! checkpoints and resume, streaming sampling in physical units, and evaluation (NLL, exact KL, MMD,
-//! Wasserstein distances, plots). The `gforge flow ...` and `gforge forge` commands are thin wrappers.
+//! Wasserstein distances, plots); the image autoencoder's training, encoding and linear probes. The
+//! `gforge flow ...`, `gforge ae ...` and `gforge forge` commands are thin wrappers.
+pub mod ae;
 pub mod eval;
 pub mod forge;
 pub mod model;
 pub mod prepare;
+pub mod probe;
 pub mod sample;
 pub mod train;
 

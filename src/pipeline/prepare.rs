@@ -50,22 +50,28 @@ impl Prepared {
     }
 }
 
-/// Splits cleaned galaxies into (train, val) by id list or seeded fraction (at least one of each when
-/// there are two or more galaxies).
-fn split(gals: Vec<Galaxy>, cfg: &PrepareConfig) -> Result<(Vec<Galaxy>, Vec<Galaxy>)> {
-    let val_ids: Vec<String> = if !cfg.val_ids.is_empty() {
-        if let Some(missing) = cfg.val_ids.iter().find(|id| !gals.iter().any(|g| &&g.id == id)) {
-            return Err(Error::Data(format!("validation galaxy '{missing}' is not among the cleaned galaxies")));
+/// The validation ids among `ids`: `val_ids` if given (each must be present), else `val_fraction` of them
+/// chosen with `seed` (at least one of each side when there are two or more). The autoencoder uses the same
+/// rule, so images and stars of one galaxy land on the same side.
+pub fn pick_val_ids(ids: &[String], val_ids: &[String], val_fraction: f64, seed: u64) -> Result<Vec<String>> {
+    if !val_ids.is_empty() {
+        if let Some(missing) = val_ids.iter().find(|id| !ids.contains(id)) {
+            return Err(Error::Data(format!("validation galaxy '{missing}' is not among the (cleaned) galaxies")));
         }
-        cfg.val_ids.clone()
-    } else {
-        let mut ids: Vec<String> = gals.iter().map(|g| g.id.clone()).collect();
-        ids.shuffle(&mut rand::rngs::StdRng::seed_from_u64(cfg.seed));
-        let k = ((gals.len() as f64 * cfg.val_fraction).round() as usize)
-            .clamp(usize::from(gals.len() >= 2), gals.len().saturating_sub(1));
-        ids.truncate(k);
-        ids
-    };
+        return Ok(val_ids.to_vec());
+    }
+    let mut ids = ids.to_vec();
+    ids.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let k = ((ids.len() as f64 * val_fraction).round() as usize)
+        .clamp(usize::from(ids.len() >= 2), ids.len().saturating_sub(1));
+    ids.truncate(k);
+    Ok(ids)
+}
+
+/// Splits cleaned galaxies into (train, val) (see [`pick_val_ids`]).
+fn split(gals: Vec<Galaxy>, cfg: &PrepareConfig) -> Result<(Vec<Galaxy>, Vec<Galaxy>)> {
+    let ids: Vec<String> = gals.iter().map(|g| g.id.clone()).collect();
+    let val_ids = pick_val_ids(&ids, &cfg.val_ids, cfg.val_fraction, cfg.seed)?;
     let (val, train): (Vec<Galaxy>, Vec<Galaxy>) = gals.into_iter().partition(|g| val_ids.contains(&g.id));
     if train.is_empty() {
         return Err(Error::Data("no galaxies left for training".into()));

@@ -36,6 +36,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// A fixed budget of optimiser steps over the whole run, if set (quality comparisons).
     pub max_steps: Option<u64>,
+    /// Standard deviation of Gaussian noise added to the standardised conditions of every training row
+    /// (0: none). With a few dozen training galaxies the flow sees only that many points of condition
+    /// space; jittering them smooths q(x | c) between galaxies instead of memorising each one.
+    #[serde(default)]
+    pub cond_noise: f32,
 }
 
 impl Default for TrainConfig {
@@ -54,16 +59,22 @@ impl Default for TrainConfig {
             clip: None,
             seed: 0,
             max_steps: None,
+            cond_noise: 0.0,
         }
     }
 }
 
 impl TrainConfig {
     fn adam(&self) -> Result<AdamConfig> {
-        if self.batch == 0 || !(self.lr.is_finite() && self.lr > 0.0) || !(self.gamma > 0.0 && self.gamma <= 1.0) {
+        let bad_noise = !(self.cond_noise.is_finite() && self.cond_noise >= 0.0);
+        if self.batch == 0
+            || !(self.lr.is_finite() && self.lr > 0.0)
+            || !(self.gamma > 0.0 && self.gamma <= 1.0)
+            || bad_noise
+        {
             return Err(Error::Usage(format!(
-                "batch must be >= 1, lr > 0 and gamma in (0, 1]; got batch {}, lr {}, gamma {}",
-                self.batch, self.lr, self.gamma
+                "batch must be >= 1, lr > 0, gamma in (0, 1] and cond_noise >= 0; got batch {}, lr {}, gamma {}, cond_noise {}",
+                self.batch, self.lr, self.gamma, self.cond_noise
             )));
         }
         let kind = match self.optimizer.as_str() {
@@ -215,7 +226,13 @@ pub fn train(
             let rows = Indices::new(chunk, n, dev)?;
             let gal: Vec<u32> = chunk.iter().map(|&i| train.galaxy[i as usize]).collect();
             let xb = x_all.gather(0, &rows)?;
-            let cb = c_all.gather(0, &Indices::new(&gal, train.ids.len(), dev)?)?;
+            let mut cb = c_all.gather(0, &Indices::new(&gal, train.ids.len(), dev)?)?;
+            if tc.cond_noise > 0.0 {
+                // Seeded by the step, so a resumed run draws the same noise.
+                let mut rng =
+                    rand::rngs::StdRng::seed_from_u64(tc.seed ^ state.step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+                cb = cb.add(&Tensor::randn(cb.shape(), &mut rng, dev)?.scale(tc.cond_noise)?)?;
+            }
             let loss = nll(flow.as_ref(), &xb, &cb)?;
             let lv = loss.item()?;
             if !lv.is_finite() {
