@@ -9,6 +9,10 @@ use galactic_forge::{backward, no_grad, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+/// The allocator `gforge` installs (src/alloc.rs), so the figures match what users run.
+#[global_allocator]
+static ALLOC: galactic_forge::alloc::CachingAlloc = galactic_forge::alloc::CachingAlloc::new(8 << 30);
+
 fn devices() -> Vec<Device> {
     let mut v = vec![Device::Cpu];
     if let Ok(list) = wgpu::list() {
