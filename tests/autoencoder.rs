@@ -206,6 +206,27 @@ fn forge_on_user_folders_matches_images_to_stars_by_id() {
     assert_eq!(names.len(), 4 + 16, "{names:?}");
     assert_eq!(&names[4..6], ["z0", "z1"]);
     assert!(!metrics["galaxies"].as_array().unwrap().is_empty());
+    // A checkpoint of the other kind is named as such.
+    let ae_ck = out.join("autoencoder/ae.npz");
+    assert_clear_error(
+        &["flow", "sample", "--model", s(&ae_ck), "--galaxy", "g000", "--stars", "5", "--out", s(&d.join("x.npy"))],
+        "autoencoder checkpoint",
+    );
+    assert_clear_error(
+        &[
+            "ae",
+            "encode",
+            "--model",
+            s(&out.join("flow.npz")),
+            "--images",
+            s(&images),
+            "--out",
+            s(&d),
+            "--device",
+            "cpu",
+        ],
+        "flow checkpoint",
+    );
     // Without the image of one galaxy: one clear error naming it.
     std::fs::remove_file(images.join("g003.png")).unwrap();
     let a = args(&d.join("out2"));

@@ -235,10 +235,13 @@ pub fn train(
 /// A trained autoencoder read back from its checkpoint.
 pub fn load(path: &Path, dev: &Device) -> Result<(Autoencoder, serde_json::Value)> {
     let ck = checkpoint::load(path)?;
-    let cfg: AeConfig = serde_json::from_value(ck.config["autoencoder"].clone()).map_err(|e| Error::Checkpoint {
-        path: path.display().to_string(),
-        msg: format!("not an autoencoder checkpoint: {e}"),
-    })?;
+    let bad = |msg: String| Error::Checkpoint { path: path.display().to_string(), msg };
+    if ck.config["autoencoder"].is_null() {
+        let what = if ck.config["flow"].is_null() { "" } else { " (it is a flow checkpoint)" };
+        return Err(bad(format!("not an autoencoder checkpoint{what}")));
+    }
+    let cfg: AeConfig = serde_json::from_value(ck.config["autoencoder"].clone())
+        .map_err(|e| bad(format!("autoencoder settings: {e}")))?;
     let ae = Autoencoder::new(&cfg, dev)?;
     ck.restore(path, &ae.all_vars(), dev)?;
     Ok((ae, ck.config))

@@ -53,6 +53,13 @@ impl SavedModel {
             path: path.display().to_string(),
             msg: format!("{what}: {e}"),
         };
+        if ck.config["flow"].is_null() {
+            let what = if ck.config["autoencoder"].is_null() { "" } else { " (it is an autoencoder checkpoint)" };
+            return Err(Error::Checkpoint {
+                path: path.display().to_string(),
+                msg: format!("not a flow checkpoint{what}"),
+            });
+        }
         let spec: FlowSpec = serde_json::from_value(ck.config["flow"].clone()).map_err(|e| bad("flow settings", e))?;
         let standardizer: Standardizer =
             serde_json::from_value(ck.config["standardizer"].clone()).map_err(|e| bad("standardisation", e))?;
