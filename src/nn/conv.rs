@@ -22,11 +22,15 @@ pub struct ConvTranspose2d {
     pub padding: usize,
 }
 
-/// PyTorch's default (Kaiming-uniform with a = sqrt(5)) reduces to U(±1/sqrt(fan_in)) for weight and bias;
-/// for the transposed layer PyTorch takes fan_in from the weight's second axis (out * k * k).
-fn uniform(name: &str, shape: &[usize], fan_in: usize, rng: &mut impl rand::Rng, dev: &Device) -> Result<Var> {
-    let a = 1.0 / (fan_in.max(1) as f32).sqrt();
-    Ok(Var::new(name, Tensor::rand_uniform(shape, -a, a, rng, dev)?))
+/// Weight of `shape` and bias of its `cout` outputs, both U(±1/sqrt(fan_in)): PyTorch's default
+/// (Kaiming-uniform with a = sqrt(5)). fan_in = shape[1] * k * k in both layers, as PyTorch computes it
+/// (for the transposed layer that is out * k * k).
+fn weights(name: &str, shape: [usize; 4], cout: usize, rng: &mut impl rand::Rng, dev: &Device) -> Result<(Var, Var)> {
+    let a = 1.0 / ((shape[1] * shape[2] * shape[3]).max(1) as f32).sqrt();
+    Ok((
+        Var::new(&format!("{name}.w"), Tensor::rand_uniform(&shape, -a, a, rng, dev)?),
+        Var::new(&format!("{name}.b"), Tensor::rand_uniform(&[cout], -a, a, rng, dev)?),
+    ))
 }
 
 impl Conv2d {
@@ -41,13 +45,8 @@ impl Conv2d {
         rng: &mut impl rand::Rng,
         dev: &Device,
     ) -> Result<Conv2d> {
-        let fan_in = cin * k * k;
-        Ok(Conv2d {
-            w: uniform(&format!("{name}.w"), &[cout, cin, k, k], fan_in, rng, dev)?,
-            b: uniform(&format!("{name}.b"), &[cout], fan_in, rng, dev)?,
-            stride,
-            padding,
-        })
+        let (w, b) = weights(name, [cout, cin, k, k], cout, rng, dev)?;
+        Ok(Conv2d { w, b, stride, padding })
     }
 
     /// x [N, in, H, W] -> [N, out, OH, OW].
@@ -68,13 +67,8 @@ impl ConvTranspose2d {
         rng: &mut impl rand::Rng,
         dev: &Device,
     ) -> Result<ConvTranspose2d> {
-        let fan_in = cout * k * k;
-        Ok(ConvTranspose2d {
-            w: uniform(&format!("{name}.w"), &[cin, cout, k, k], fan_in, rng, dev)?,
-            b: uniform(&format!("{name}.b"), &[cout], fan_in, rng, dev)?,
-            stride,
-            padding,
-        })
+        let (w, b) = weights(name, [cin, cout, k, k], cout, rng, dev)?;
+        Ok(ConvTranspose2d { w, b, stride, padding })
     }
 
     /// x [N, in, H, W] -> [N, out, (H - 1) s - 2p + k, ...].

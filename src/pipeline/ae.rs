@@ -100,22 +100,27 @@ pub struct AeState {
     pub history: Vec<AeEpochLog>,
 }
 
-/// Mean squared error per pixel over a set, in batches, without a tape.
-pub fn mean_mse(ae: &Autoencoder, set: &ImageSet, dev: &Device) -> Result<f64> {
+/// Runs `f` on the set in batches of 16 images [n, 3, S, S], without a tape (evaluation and encoding).
+fn for_batches(set: &ImageSet, dev: &Device, mut f: impl FnMut(Tensor) -> Result<()>) -> Result<()> {
     const CHUNK: usize = 16;
-    let mut total = 0.0;
     no_grad(|| {
         for start in (0..set.len()).step_by(CHUNK) {
             let end = (start + CHUNK).min(set.len());
-            let x = Tensor::from_slice(
-                &set.data[start * set.pixels()..end * set.pixels()],
-                &[end - start, 3, set.size, set.size],
-                dev,
-            )?;
-            total += f64::from(ae.loss(&x)?.item()?) * (end - start) as f64;
+            let px = &set.data[start * set.pixels()..end * set.pixels()];
+            f(Tensor::from_slice(px, &[end - start, 3, set.size, set.size], dev)?)?;
         }
-        Ok(total / set.len().max(1) as f64)
+        Ok(())
     })
+}
+
+/// Mean squared error per pixel over a set.
+pub fn mean_mse(ae: &Autoencoder, set: &ImageSet, dev: &Device) -> Result<f64> {
+    let mut total = 0.0;
+    for_batches(set, dev, |x| {
+        total += f64::from(ae.loss(&x)?.item()?) * x.shape()[0] as f64;
+        Ok(())
+    })?;
+    Ok(total / set.len().max(1) as f64)
 }
 
 fn config_json(
@@ -173,17 +178,7 @@ pub fn train(
         order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
             tc.seed ^ (state.epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ));
-        let bar = if progress {
-            let b = indicatif::ProgressBar::new(n.div_ceil(tc.batch) as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b.set_prefix(format!("{}/{}", state.epoch + 1, tc.epochs));
-            b
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let bar = super::train::epoch_bar(n.div_ceil(tc.batch), state.epoch, tc.epochs, progress);
         let t0 = Instant::now();
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         for chunk in order.chunks(tc.batch) {
@@ -247,26 +242,17 @@ pub fn load(path: &Path, dev: &Device) -> Result<(Autoencoder, serde_json::Value
     Ok((ae, ck.config))
 }
 
-/// Latents of every image, [N][L], in batches without a tape.
+/// Latents of every image, [N][L].
 pub fn encode(ae: &Autoencoder, set: &ImageSet, dev: &Device) -> Result<Vec<Vec<f32>>> {
-    const CHUNK: usize = 16;
     if set.size != ae.cfg.image {
         return Err(Error::Usage(format!("images are {} pixels, the autoencoder wants {}", set.size, ae.cfg.image)));
     }
     let mut out = Vec::with_capacity(set.len());
-    no_grad(|| {
-        for start in (0..set.len()).step_by(CHUNK) {
-            let end = (start + CHUNK).min(set.len());
-            let x = Tensor::from_slice(
-                &set.data[start * set.pixels()..end * set.pixels()],
-                &[end - start, 3, set.size, set.size],
-                dev,
-            )?;
-            let z = ae.encode(&x)?.to_vec()?;
-            out.extend(z.chunks(ae.cfg.latents).map(|r| r.to_vec()));
-        }
-        Ok(out)
-    })
+    for_batches(set, dev, |x| {
+        out.extend(ae.encode(&x)?.to_vec()?.chunks(ae.cfg.latents).map(|r| r.to_vec()));
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Decodes latents [N][L] into images, [N] of [3, S, S].

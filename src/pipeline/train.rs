@@ -154,6 +154,20 @@ fn checkpoint_config(
     })
 }
 
+/// The progress bar of one epoch of `steps` batches (hidden unless `show`).
+pub(crate) fn epoch_bar(steps: usize, epoch: usize, epochs: usize, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(steps as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.set_prefix(format!("{}/{epochs}", epoch + 1));
+    b
+}
+
 /// Trains `spec` on the prepared data, writing `ckpt` after every epoch. With `resume`, continues from
 /// `ckpt` (same data and settings required) exactly where it stopped.
 #[allow(clippy::too_many_arguments)]
@@ -206,17 +220,7 @@ pub fn train(
         order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
             tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ));
-        let bar = if progress {
-            let b = indicatif::ProgressBar::new(steps_per_epoch as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b.set_prefix(format!("{}/{}", epoch + 1, tc.epochs));
-            b
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let bar = epoch_bar(steps_per_epoch, epoch, tc.epochs, progress);
         let t0 = Instant::now();
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         for chunk in order.chunks(tc.batch) {
