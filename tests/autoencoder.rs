@@ -1,6 +1,9 @@
 //! The image autoencoder and the full forge pipeline as a user meets them: `gforge ae train | encode | show`
 //! write what they promise, training resumes bit-identically on the CPU, bad images and checkpoints get one
 //! clear error, and `gforge forge` on a user's folders matches images to star files by galaxy id.
+mod common;
+
+use common::{assert_clear_error, gforge, tmpdir};
 use galactic_forge::data::conditions::ExtraConditions;
 use galactic_forge::data::images::{render_folder, RenderConfig};
 use galactic_forge::data::synthetic::{self, SynthConfig};
@@ -9,23 +12,6 @@ use galactic_forge::optim::{Adam, AdamConfig, AdamKind};
 use galactic_forge::pipeline::ae::{self, AeTrainConfig, ImageSet};
 use galactic_forge::{backward, checkpoint, Device, Tensor};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn gforge(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gforge")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gforge-ae-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// `n` small synthetic galaxies (700 stars each) and their 32 x 32 mock images: (data, images).
 fn galaxies_and_images(name: &str, n: usize) -> (PathBuf, PathBuf) {
@@ -39,16 +25,6 @@ fn galaxies_and_images(name: &str, n: usize) -> (PathBuf, PathBuf) {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// One `gforge: ...` line naming `what`, a non-zero exit, no panic.
-fn assert_clear_error(args: &[&str], what: &str) {
-    let (code, _, err) = gforge(args);
-    assert_ne!(code, 0, "{args:?} succeeded");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("gforge:")).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: {err}");
-    assert!(lines[0].contains(what), "{args:?}: expected '{what}' in {err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 const TINY: [&str; 8] = ["--size", "16", "--channels", "3,4,8", "--latents", "3", "--device", "cpu"];

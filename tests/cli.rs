@@ -1,14 +1,7 @@
 //! The `gforge` binary as a user meets it: devices, selftest, and one clear line on bad input.
-use std::process::Command;
+mod common;
 
-fn gforge(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gforge")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use common::gforge;
 
 #[test]
 fn devices_lists_the_cpu() {

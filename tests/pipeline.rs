@@ -1,5 +1,8 @@
 //! The star-flow pipeline as a user meets it: bad data gets one clear error, training resumes exactly,
 //! a diverging run leaves the last checkpoint intact, sampling streams reproducibly.
+mod common;
+
+use common::{assert_clear_error, tmpdir};
 use galactic_forge::data::clean::CleanConfig;
 use galactic_forge::data::synthetic::{self, SynthConfig};
 use galactic_forge::flows::NsfConfig;
@@ -7,23 +10,6 @@ use galactic_forge::ops::spline::SplineCfg;
 use galactic_forge::pipeline::{self, sample, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{checkpoint, Device};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn gforge(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gforge")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gforge-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Four small synthetic galaxies (700 stars each) written as a data folder.
 fn small_data(name: &str) -> PathBuf {
@@ -62,16 +48,6 @@ fn write_raw_npy(path: &Path, rows: usize, cols: usize, values: impl Fn(usize) -
         bytes.extend_from_slice(&values(i).to_le_bytes());
     }
     std::fs::write(path, bytes).unwrap();
-}
-
-/// One `gforge: ...` line naming `what`, a non-zero exit, no panic.
-fn assert_clear_error(args: &[&str], what: &str) {
-    let (code, _, err) = gforge(args);
-    assert_ne!(code, 0, "{args:?} succeeded");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("gforge:")).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: {err}");
-    assert!(lines[0].contains(what), "{args:?}: expected '{what}' in {err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -172,19 +172,19 @@ fn flow_stage(
         p.val.len()
     );
     let summary = train(&p, &spec, prep, &s.flow_train, ckpt, dev, false, true)?;
-    let train_curve: Vec<(f64, f64)> = summary.state.history.iter().map(|h| (h.epoch as f64, h.train_nll)).collect();
-    let val_curve: Vec<(f64, f64)> =
-        summary.state.history.iter().filter_map(|h| h.val_nll.map(|v| (h.epoch as f64, v))).collect();
-    crate::plot::curves(
-        eval.join("training.png"),
-        &[("training", &train_curve), ("held-out galaxies", &val_curve)],
-        "epoch",
-        "NLL [nats/star, standardised]",
-        "NSF training",
-    )
-    .map_err(|e| Error::file(eval, e.to_string()))?;
+    let h = &summary.state.history;
+    let rows: Vec<(usize, f64, Option<f64>)> = h.iter().map(|e| (e.epoch, e.train_nll, e.val_nll)).collect();
+    training_png(&eval.join("training.png"), &rows, "NLL [nats/star, standardised]", "NSF training")?;
     write_json(&eval.join("training.json"), &summary.state.history)?;
     Ok(star_weighted_kl(&evaluate(ckpt, data, eval, dev, 0)?))
+}
+
+/// A training curve: the loss per epoch on the training set and, where scored, on the held-out galaxies.
+fn training_png(path: &Path, rows: &[(usize, f64, Option<f64>)], ylabel: &str, title: &str) -> Result<()> {
+    let train: Vec<(f64, f64)> = rows.iter().map(|&(e, t, _)| (e as f64, t)).collect();
+    let val: Vec<(f64, f64)> = rows.iter().filter_map(|&(e, _, v)| v.map(|v| (e as f64, v))).collect();
+    crate::plot::curves(path, &[("training", &train), ("held-out galaxies", &val)], "epoch", ylabel, title)
+        .map_err(|e| Error::file(path, e.to_string()))
 }
 
 /// Held-out R^2 of linear fits from the latents to what each synthetic image shows (views.json).
@@ -250,16 +250,9 @@ pub fn forge(data: &Path, images_dir: &Path, out: &Path, s: &ForgeSettings, dev:
     );
     let ae_dir = out.join("autoencoder");
     let (model, state) = ae::train(&train_img, &val_img, &s.ae, &s.ae_train, &ae_dir.join("ae.npz"), dev, false, true)?;
-    let curve: Vec<(f64, f64)> = state.history.iter().map(|h| (h.epoch as f64, h.train_mse)).collect();
-    let vcurve: Vec<(f64, f64)> = state.history.iter().filter_map(|h| h.val_mse.map(|v| (h.epoch as f64, v))).collect();
-    crate::plot::curves(
-        ae_dir.join("training.png"),
-        &[("training", &curve), ("held-out galaxies", &vcurve)],
-        "epoch",
-        "MSE per pixel",
-        "autoencoder training",
-    )
-    .map_err(|e| Error::file(&ae_dir, e.to_string()))?;
+    let rows: Vec<(usize, f64, Option<f64>)> =
+        state.history.iter().map(|e| (e.epoch, e.train_mse, e.val_mse)).collect();
+    training_png(&ae_dir.join("training.png"), &rows, "MSE per pixel", "autoencoder training")?;
     ae::show(&model, &set.select(&val_ids, true), &ae_dir, 8, dev)?;
     let z = ae::encode(&model, &set, dev)?;
     let lat_dir = out.join("latents");
