@@ -235,6 +235,32 @@ pub fn cases() -> Vec<Case> {
             }
         }));
     }
+    // HIGlow's image-flow ops. A 1x1 convolution over 5 channels of 7 x 9 pixels, both ways.
+    for (name, t) in [("inv_conv1x1", false), ("inv_conv1x1 W^T", true)] {
+        v.push(case(name, &[&[3, 5, 7, 9], &[5, 5]], sym, move |x| x[0].inv_conv1x1(&x[1], t)));
+    }
+    // The injector's raw log-scales scaled into (-0.9, 0.9), inside its clamp, so finite differences see the
+    // straight-through gradient's true derivative; the inverse rows clamp at ±0.5 with scales up to ±1.5.
+    use crate::ops::image_affine::AffineKind;
+    for (name, kind, c, tscale) in [
+        ("image_affine injector", AffineKind::Injector { lo: -1.0, hi: 1.0 }, 5, 0.3),
+        ("image_affine injector inverse", AffineKind::Injector { lo: -0.5, hi: 0.5 }, 5, 0.5),
+        ("image_affine coupling", AffineKind::Coupling { floor: 0.5 }, 6, 1.0),
+        ("image_affine coupling floor 0", AffineKind::Coupling { floor: 0.0 }, 6, 1.0),
+        ("image_affine coupling inverse", AffineKind::Coupling { floor: 0.5 }, 6, 1.0),
+    ] {
+        let tc = if matches!(kind, AffineKind::Injector { .. }) { 2 * c } else { c };
+        let inverse = name.contains("inverse");
+        v.push(case(name, &[&[3, c, 7, 9], &[3, tc, 7, 9]], sym, move |x| {
+            let run = || x[0].image_affine(&x[1].scale(tscale)?, kind, inverse);
+            let (y, ls) = if inverse { autodiff::no_grad(run)? } else { run()? };
+            Tensor::concat(&[&y.reshape(&[y.numel()])?, &ls.reshape(&[ls.numel()])?], 0)
+        }));
+    }
+    v.push(case("logdet_rows", &[&[3, 5, 7, 9]], sym, |x| x[0].logdet_rows()));
+    v.push(case("squeeze2x2", &[&[3, 5, 6, 10]], sym, |x| x[0].squeeze2x2()));
+    v.push(case("unsqueeze2x2", &[&[3, 8, 5, 7]], sym, |x| x[0].unsqueeze2x2()));
+    v.push(case("pad2d (ones)", &[&[3, 5, 7, 9]], sym, |x| x[0].pad2d(1, 1.0)));
     // Stride 2 with a 1x1 kernel: the odd output rows and columns meet no tap (bias only on the GPU's phase
     // split), and output_padding adds a last row and column of them.
     v.push(case("convT2d k1s2p0 op1", &[&[2, 3, 5, 4], &[3, 5, 1, 1], &[5]], sym, |x| {

@@ -1,4 +1,6 @@
-//! Models that are not flows: GalacticForge's galaxy-image autoencoder.
+//! Models over images: GalacticForge's galaxy-image autoencoder and HIGlow's conditional Glow.
 mod autoencoder;
+mod glow;
 
 pub use autoencoder::{AeConfig, Autoencoder};
+pub use glow::{CondGlow, GlowConfig, GlowPrior};

@@ -35,20 +35,21 @@ impl ExponentialLr {
 }
 
 /// torch.optim.lr_scheduler.ReduceLROnPlateau in 'min' mode with a relative threshold.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ReduceOnPlateau {
     pub lr: f32,
     pub factor: f32,
     pub patience: u32,
     pub min_lr: f32,
     pub threshold: f32,
+    /// The best metric so far (f32::MAX before the first: JSON has no infinity, and checkpoints keep this).
     best: f32,
     bad: u32,
 }
 
 impl ReduceOnPlateau {
     pub fn new(lr: f32, factor: f32, patience: u32, min_lr: f32) -> Self {
-        ReduceOnPlateau { lr, factor, patience, min_lr, threshold: 1e-4, best: f32::INFINITY, bad: 0 }
+        ReduceOnPlateau { lr, factor, patience, min_lr, threshold: 1e-4, best: f32::MAX, bad: 0 }
     }
     /// Call once per epoch with the monitored loss; returns the learning rate to use next.
     pub fn step(&mut self, metric: f32) -> f32 {

@@ -187,12 +187,7 @@ pub fn train(
             let lv = loss.item()?;
             if !lv.is_finite() {
                 bar.abandon();
-                return Err(Error::Data(format!(
-                    "non-finite loss ({lv}) at epoch {} step {}: training stopped; {} keeps the last good epoch",
-                    state.epoch + 1,
-                    state.step + 1,
-                    ckpt.display()
-                )));
+                return Err(super::train::non_finite_loss(lv, state.epoch, state.step, ckpt));
             }
             opt.step(&backward(&loss)?)?;
             state.step += 1;

@@ -168,6 +168,17 @@ pub(crate) fn epoch_bar(steps: usize, epoch: usize, epochs: usize, show: bool) -
     b
 }
 
+/// The error that stops every trainer on a non-finite loss (`epoch` and `step` counted from 0, before the
+/// step): nothing was written, so the checkpoint keeps the last good epoch.
+pub(crate) fn non_finite_loss(loss: f32, epoch: usize, step: u64, ckpt: &Path) -> Error {
+    Error::Data(format!(
+        "non-finite loss ({loss}) at epoch {} step {}: training stopped; {} keeps the last good epoch",
+        epoch + 1,
+        step + 1,
+        ckpt.display()
+    ))
+}
+
 /// Trains `spec` on the prepared data, writing `ckpt` after every epoch. With `resume`, continues from
 /// `ckpt` (same data and settings required) exactly where it stopped.
 #[allow(clippy::too_many_arguments)]
@@ -241,12 +252,7 @@ pub fn train(
             let lv = loss.item()?;
             if !lv.is_finite() {
                 bar.abandon();
-                return Err(Error::Data(format!(
-                    "non-finite loss ({lv}) at epoch {} step {}: training stopped; {} keeps the last good epoch",
-                    epoch + 1,
-                    state.step + 1,
-                    ckpt.display()
-                )));
+                return Err(non_finite_loss(lv, epoch, state.step, ckpt));
             }
             let mut grads = backward(&loss)?;
             if let Some(c) = tc.clip {

@@ -1,0 +1,61 @@
+//! Squeeze (2x2 space-to-depth, RealNVP/Glow) and its inverse, as HIGlow's Squeeze orders the channels:
+//!
+//! ```text
+//! squeeze:   y[n, 4c + 2i + j, a, b] = x[n, c, 2a + i, 2b + j]      x [N, C, H, W] -> y [N, 4C, H/2, W/2]
+//! unsqueeze: the inverse permutation                                y -> x
+//! ```
+//! A permutation: log-determinant 0, and each direction's backward is the other direction.
+//! Kernels: kernels/squeeze.ptx, wgsl/squeeze.wgsl (`squeeze_fwd`, `unsqueeze_fwd`), one thread per output
+//! element; both read `Params` in the full-resolution geometry (C, H, W of x).
+pub mod cpu;
+
+use super::launch_out;
+use crate::backend::{Launch, Storage};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Mirrors `Params` of the squeeze kernels: x's [batch, c, h, w] (h, w even).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub batch: u32,
+    pub c: u32,
+    pub h: u32,
+    pub w: u32,
+}
+
+fn run(p: Params, x: &Tensor, to_depth: bool) -> Result<Tensor> {
+    let n = x.numel();
+    let storage = match x.storage().cpu() {
+        Some(xv) => Storage::Cpu(if to_depth { cpu::squeeze(&p, xv) } else { cpu::unsqueeze(&p, xv) }),
+        None => {
+            let entry = if to_depth { "squeeze_fwd" } else { "unsqueeze_fwd" };
+            launch_out(x.device(), &Launch::elementwise("squeeze", entry, &p, n), &[x.storage()], n)?
+        }
+    };
+    let (b, c, h, w) = (p.batch as usize, p.c as usize, p.h as usize, p.w as usize);
+    let shape = if to_depth { vec![b, 4 * c, h / 2, w / 2] } else { vec![b, c, h, w] };
+    Ok(Tensor::from_op(storage, shape, x.device(), &[x], move |_, _, g| Ok(vec![Some(run(p, g, !to_depth)?)])))
+}
+
+impl Tensor {
+    /// [N, C, H, W] -> [N, 4C, H/2, W/2] (H and W even).
+    pub fn squeeze2x2(&self) -> Result<Tensor> {
+        let s = self.shape();
+        if self.rank() != 4 || s[2] % 2 != 0 || s[3] % 2 != 0 {
+            return Err(Error::shape("squeeze", format!("needs [N, C, H, W] with H, W even, got {s:?}")));
+        }
+        crate::ops::conv2d::check_u32("squeeze", &[s])?;
+        run(Params { batch: s[0] as u32, c: s[1] as u32, h: s[2] as u32, w: s[3] as u32 }, self, true)
+    }
+
+    /// [N, 4C, H, W] -> [N, C, 2H, 2W], the inverse of [`Tensor::squeeze2x2`].
+    pub fn unsqueeze2x2(&self) -> Result<Tensor> {
+        let s = self.shape();
+        if self.rank() != 4 || s[1] % 4 != 0 {
+            return Err(Error::shape("unsqueeze", format!("needs [N, 4C, H, W], got {s:?}")));
+        }
+        crate::ops::conv2d::check_u32("unsqueeze", &[s])?;
+        run(Params { batch: s[0] as u32, c: (s[1] / 4) as u32, h: 2 * s[2] as u32, w: 2 * s[3] as u32 }, self, false)
+    }
+}
