@@ -3,13 +3,17 @@ PTX interpreter sim.py (no GPU needed). Standard library only.
 
 Usage: python3 tools/ptxsim/test_kernels.py [family ...]   (from any directory; default: all families)
 Families: unary binary reduce softmax copy gather optim matmul spline sos conv2d conv_transpose2d made coupling
-softclip lu.
+softclip lu inv_conv1x1 image_affine squeeze pad2d planted (bugs planted in copies of the new families' PTX, which
+their tests must catch).
 Prints one line per case, then a final `N passed, M failed` line; exits non-zero if any case failed.
 """
+import contextlib
+import io
 import math
 import random
 import struct
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -1327,8 +1331,233 @@ def test_lu():
         check('lu_bwd d=%d dlog_s' % d, gout[2 * d * d:2 * d * d + d], rs)
 
 
+# ------------------------------------------------------------------ planted bugs
+def planted(name, ptx, edits, run):
+    """A planted bug: `run(E)` on the entries of kernels/<ptx> with every (old, new) of `edits` applied (each old
+    must occur exactly once) has to fail at least one of its checks or stop the simulator. Passes when caught."""
+    src = (KDIR / ptx).read_text()
+    for old, new in edits:
+        if src.count(old) != 1:
+            print('%-50s edit %r found %d times FAIL' % ('planted: ' + name, old, src.count(old)))
+            FAIL.append('planted: ' + name)
+            return
+        src = src.replace(old, new)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / ptx
+        path.write_text(src)
+        E = parse(path)
+    p0, f0 = len(PASSED), len(FAIL)
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            run(E)
+            caught = len(FAIL) > f0
+        except SimError:
+            caught = True
+    del PASSED[p0:]
+    del FAIL[f0:]
+    print('%-50s %s' % ('planted: ' + name, 'caught ok' if caught else 'NOT CAUGHT FAIL'))
+    (PASSED if caught else FAIL).append('planted: ' + name)
+
+
+# ------------------------------------------------------------------ inv_conv1x1
+def test_inv_conv1x1(E=None, cases=None):
+    E = E or kernel('inv_conv1x1.ptx')
+    # (batch, c, hw, trans, reverse): 945 outputs over 4 blocks; 17 channels of 3 pixels; 300 products per entry
+    # (threads fold two each) with a grid split over x and y; an empty sum (hw = 0).
+    for (batch, c, hw, trans, reverse) in cases or [(3, 5, 63, 0, False), (3, 5, 63, 1, True), (2, 17, 3, 1, False),
+                                                    (3, 4, 100, 0, True), (2, 3, 0, 0, False)]:
+        n = batch * c * hw
+        X, W, G = rnd(n), rnd(c * c), rnd(n)
+        m = Machine()
+        xa, wa, ga = m.alloc(X + [0.0]), m.alloc(W), m.alloc(G + [0.0])
+        prm = pk('4I', batch, c, hw, trans)
+        if n:
+            ya = m.alloc([12345.0] * (n + 3))
+            m.launch(E['inv_conv1x1_fwd'], grid1d(n, 2), (256, 1, 1), prm, [xa, wa, ya])
+            Y = m.read(ya, n + 3)
+            sentinel_ok('inv_conv1x1_fwd', Y, n)
+            ref = [sum((W[i * c + o] if trans else W[o * c + i]) * X[(b * c + i) * hw + q] for i in range(c))
+                   for b in range(batch) for o in range(c) for q in range(hw)]
+            check('inv_conv1x1_fwd b%d c%d hw%d trans%d' % (batch, c, hw, trans), Y[:n], ref)
+        # dw with the blocks of grid_blocks(c c) split over x and y (gx = 7): the spare blocks must store nothing
+        blocks = c * c
+        grid = (min(blocks, 7), (blocks + 6) // 7, 1)
+        da = m.alloc([float('nan')] * (c * c) + [12345.0] * 2)
+        m.launch(E['inv_conv1x1_wgrad'], grid, (256, 1, 1), prm, [xa, ga, da], reverse)
+        D = m.read(da, c * c + 2)
+        sentinel_ok('inv_conv1x1_wgrad', D, c * c)
+        ref = [sum(G[(b * c + o) * hw + q] * X[(b * c + i) * hw + q] for b in range(batch) for q in range(hw))
+               for o in range(c) for i in range(c)]
+        check('inv_conv1x1_wgrad b%d c%d hw%d rev=%d' % (batch, c, hw, reverse), D[:c * c], ref)
+
+
+# ------------------------------------------------------------------ image_affine
+def image_affine_ref(X, TH, G, batch, c, hw, pss, kind, inverse, r_off, t_off, lo, hi):
+    """(packed forward [y, ls], gx, gtheta) in double precision, from the maths of src/ops/image_affine/."""
+    ct = c - pss
+    nx = batch * c * hw
+    out = [0.0] * (nx + batch * ct * hw)
+    gx = [0.0] * nx
+    gt = [0.0] * (batch * 2 * ct * hw)
+    for b in range(batch):
+        for ch in range(c):
+            for q in range(hw):
+                i = (b * c + ch) * hw + q
+                x, gy = X[i], G[i]
+                if ch < pss:
+                    out[i], gx[i] = x, gy
+                    continue
+                j = ch - pss
+                ir, it, L = (b * 2 * ct + r_off + j) * hw + q, (b * 2 * ct + t_off + j) * hw + q, (b * ct + j) * hw + q
+                r, t, gls = TH[ir], TH[it], G[nx + L]
+                if kind == 0:
+                    s = min(max(r, lo), hi)
+                    out[i], out[nx + L] = ((x - t) * math.exp(-s), -s) if inverse else (x * math.exp(s) + t, s)
+                    e = math.exp(s)
+                    gx[i], gt[it], gt[ir] = gy * e, gy, gy * x * e + gls
+                else:
+                    u = sig(r + 2)
+                    s = (1 - lo) * u + lo
+                    out[i], out[nx + L] = (x / s - t, -math.log(s)) if inverse else ((x + t) * s, math.log(s))
+                    gx[i], gt[it], gt[ir] = gy * s, gy * s, (gy * (x + t) + gls / s) * (1 - lo) * u * (1 - u)
+    return out, gx, gt
+
+
+def test_image_affine(E=None, cases=None):
+    E = E or kernel('image_affine.ptx')
+    # (name, batch, c, hw, kind, inverse, lo, hi): the injector's r reach past its clamp (straight-through
+    # backward); the coupling's include r = +-100 and +-1e4 (a stable sigmoid stays finite).
+    for (name, batch, c, hw, kind, inverse, lo, hi) in cases or [
+            ('injector', 3, 5, 63, 0, 0, -1.0, 1.0), ('injector inverse', 3, 5, 63, 0, 1, -0.5, 0.5),
+            ('coupling', 3, 6, 63, 1, 0, 0.5, 0.0), ('coupling floor 0', 2, 6, 35, 1, 0, 0.0, 0.0),
+            ('coupling inverse', 3, 6, 63, 1, 1, 0.5, 0.0), ('coupling 2 channels', 5, 2, 61, 1, 0, 0.25, 0.0)]:
+        pss = 0 if kind == 0 else c // 2
+        ct = c - pss
+        r_off, t_off = (c, 0) if kind == 0 else (0, ct)
+        nx, nl, nt = batch * c * hw, batch * ct * hw, batch * 2 * ct * hw
+        X = rnd(nx)
+        TH = rnd(nt, -1.5, 1.5)
+        if kind == 1 and lo > 0:
+            for k, v in enumerate((100.0, -100.0, 1e4, -1e4)):
+                TH[(r_off + k % ct) * hw + k] = v
+        G = rnd(nx + nl)
+        prm = pk('8I4f', batch, c, hw, pss, kind, inverse, r_off, t_off, lo, hi, 0, 0)
+        assert len(prm) == 48
+        m = Machine()
+        xa, ta, ga = m.alloc(X), m.alloc(TH), m.alloc(G)
+        oa = m.alloc([float('nan')] * (nx + nl) + [12345.0] * 2)
+        m.launch(E['image_affine_fwd'], grid1d(nx, 2), (256, 1, 1), prm, [xa, ta, oa])
+        out = m.read(oa, nx + nl + 2)
+        sentinel_ok('image_affine_fwd ' + name, out, nx + nl)
+        rout, rgx, rgt = image_affine_ref(X, TH, G, batch, c, hw, pss, kind, inverse, r_off, t_off, lo, hi)
+        check('image_affine_fwd %s y' % name, out[:nx], rout[:nx])
+        check('image_affine_fwd %s ls' % name, out[nx:nx + nl], rout[nx:])
+        if inverse:
+            continue
+        gxa = m.alloc([float('nan')] * nx + [12345.0] * 2)
+        gta = m.alloc([float('nan')] * nt + [12345.0] * 2)
+        m.launch(E['image_affine_bwd'], grid1d(nx, 2), (256, 1, 1), prm, [xa, ta, ga, gxa, gta])
+        gx = m.read(gxa, nx + 2)
+        gt = m.read(gta, nt + 2)
+        sentinel_ok('image_affine_bwd gx ' + name, gx, nx)
+        sentinel_ok('image_affine_bwd gtheta ' + name, gt, nt)
+        check('image_affine_bwd %s gx' % name, gx[:nx], rgx)
+        check('image_affine_bwd %s gtheta' % name, gt[:nt], rgt)
+
+
+# ------------------------------------------------------------------ squeeze
+def squeeze_src(batch, c, h, w):
+    """Index in x [batch, c, h, w] of every element of y [batch, 4c, h/2, w/2], in y's order (the README's map)."""
+    return [((b * c + ci) * h + 2 * a + i) * w + 2 * bb + j
+            for b in range(batch) for ci in range(c) for i in range(2) for j in range(2)
+            for a in range(h // 2) for bb in range(w // 2)]
+
+
+def test_squeeze(E=None, cases=None):
+    E = E or kernel('squeeze.ptx')
+    for (batch, c, h, w) in cases or [(3, 5, 6, 10), (3, 2, 10, 14), (1, 3, 2, 2)]:
+        n = batch * c * h * w
+        src = squeeze_src(batch, c, h, w)
+        X = rnd(n)
+        prm = pk('4I', batch, c, h, w)
+        m = Machine()
+        xa = m.alloc(X)
+        ya = m.alloc([12345.0] * (n + 2))
+        m.launch(E['squeeze_fwd'], grid1d(n, 2), (256, 1, 1), prm, [xa, ya])
+        Y = m.read(ya, n + 2)
+        sentinel_ok('squeeze_fwd', Y, n)
+        check('squeeze_fwd %s' % ((batch, c, h, w),), Y[:n], [X[s] for s in src], 1e-12)
+        Y2 = rnd(n)
+        y2a = m.alloc(Y2)
+        x2a = m.alloc([12345.0] * (n + 2))
+        m.launch(E['unsqueeze_fwd'], grid1d(n, 2), (256, 1, 1), prm, [y2a, x2a])
+        X2 = m.read(x2a, n + 2)
+        sentinel_ok('unsqueeze_fwd', X2, n)
+        ref = [0.0] * n
+        for o, s in enumerate(src):
+            ref[s] = Y2[o]
+        check('unsqueeze_fwd %s' % ((batch, 4 * c, h // 2, w // 2),), X2[:n], ref, 1e-12)
+
+
+# ------------------------------------------------------------------ pad2d
+def test_pad2d(E=None, cases=None):
+    E = E or kernel('pad2d.ptx')
+    for (planes, h, w, k, value) in cases or [(15, 7, 9, 1, 1.0), (4, 1, 3, 2, -0.5), (3, 5, 6, 0, 7.0),
+                                              (2, 20, 17, 3, 0.0)]:
+        ho, wo = h + 2 * k, w + 2 * k
+        ny, nx = planes * ho * wo, planes * h * w
+        X = rnd(nx)
+        prm = pk('4If3I', planes, h, w, k, value, 0, 0, 0)
+        m = Machine()
+        xa = m.alloc(X)
+        ya = m.alloc([12345.0] * (ny + 2))
+        m.launch(E['pad2d_fwd'], grid1d(ny, 2), (256, 1, 1), prm, [xa, ya])
+        Y = m.read(ya, ny + 2)
+        sentinel_ok('pad2d_fwd', Y, ny)
+        ref = [X[(q * h + u - k) * w + v - k] if k <= u < h + k and k <= v < w + k else value
+               for q in range(planes) for u in range(ho) for v in range(wo)]
+        check('pad2d_fwd planes%d %dx%d pad%d' % (planes, h, w, k), Y[:ny], ref, 1e-12)
+        G = rnd(ny)
+        ga = m.alloc(G)
+        gxa = m.alloc([12345.0] * (nx + 2))
+        m.launch(E['pad2d_crop'], grid1d(nx, 2), (256, 1, 1), prm, [ga, gxa])
+        GX = m.read(gxa, nx + 2)
+        sentinel_ok('pad2d_crop', GX, nx)
+        ref = [G[(q * ho + u + k) * wo + v + k] for q in range(planes) for u in range(h) for v in range(w)]
+        check('pad2d_crop planes%d %dx%d pad%d' % (planes, h, w, k), GX[:nx], ref, 1e-12)
+
+
+def test_planted():
+    """Each new family's tests must catch a realistic bug planted in a copy of its PTX."""
+    planted('inv_conv1x1_wgrad without the first tree barrier', 'inv_conv1x1.ptx',
+            [('st.shared.f32   [%rd6], %f1;\n    bar.sync        0;', 'st.shared.f32   [%rd6], %f1;')],
+            lambda E: test_inv_conv1x1(E, [(2, 3, 200, 0, False)]))
+    planted('inv_conv1x1_fwd W^T read as W', 'inv_conv1x1.ptx',
+            [('selp.b32        %r15, %r5, 1, %p2;', 'selp.b32        %r15, 1, %r5, %p2;')],
+            lambda E: test_inv_conv1x1(E, [(2, 3, 40, 1, False)]))
+    planted('image_affine_bwd clamp not straight-through', 'image_affine.ptx',
+            [('min.f32         %f11, %f11, %f5;            // s',
+              'min.f32         %f11, %f11, %f5;\n    setp.ne.f32     %p6, %f11, %f2;'),
+             ('add.rn.f32      %f10, %f10, %f7;            // gr = (gy x) e + gls',
+              'add.rn.f32      %f10, %f10, %f7;\n    @%p6 mov.f32    %f10, %f7;')],
+            lambda E: test_image_affine(E, [('injector', 1, 3, 40, 0, 0, -0.5, 0.5)]))
+    planted('image_affine_fwd ls written without the y part offset', 'image_affine.ptx',
+            [('add.u64         %rd7, %rd7, %rd2;           // nx + L\n    shl.b64         %rd7, %rd7, 2;\n'
+              '    add.u64         %rd6, %rd4, %rd7;', 'shl.b64         %rd7, %rd7, 2;\n'
+              '    add.u64         %rd6, %rd4, %rd7;')],
+            lambda E: test_image_affine(E, [('coupling', 1, 4, 40, 1, 0, 0.5, 0.0)]))
+    planted('squeeze_fwd i and j swapped', 'squeeze.ptx',
+            [('add.u32         %r13, %r13, %r16;           // 2a + i', 'add.u32         %r13, %r13, %r17;'),
+             ('add.u32         %r12, %r12, %r17;           // 2b + j', 'add.u32         %r12, %r12, %r16;')],
+            lambda E: test_squeeze(E, [(1, 2, 4, 6)]))
+    planted('pad2d_fwd one column too many inside', 'pad2d.ptx',
+            [('setp.lt.u32     %p2, %r11, %r6;', 'setp.le.u32     %p2, %r11, %r6;')],
+            lambda E: test_pad2d(E, [(2, 3, 4, 1, 1.0)]))
+
+
 FAMILIES = ['unary', 'binary', 'reduce', 'softmax', 'copy', 'gather', 'optim', 'matmul', 'spline', 'sos', 'made',
-            'coupling', 'softclip', 'lu', 'conv2d', 'conv_transpose2d']
+            'coupling', 'softclip', 'lu', 'inv_conv1x1', 'image_affine', 'squeeze', 'pad2d', 'planted', 'conv2d',
+            'conv_transpose2d']
 
 
 def run_family(w):
@@ -1364,6 +1593,16 @@ def run_family(w):
         test_softclip()
     elif w == 'lu':
         test_lu()
+    elif w == 'inv_conv1x1':
+        test_inv_conv1x1()
+    elif w == 'image_affine':
+        test_image_affine()
+    elif w == 'squeeze':
+        test_squeeze()
+    elif w == 'pad2d':
+        test_pad2d()
+    elif w == 'planted':
+        test_planted()
     elif w == 'matmul':
         test_matmul([(70, 67, 35, 2, 0, 0, 0, 0), (70, 67, 35, 1, 1, 0, 0, 0), (70, 67, 35, 1, 0, 1, 0, 0),
                      (70, 67, 35, 1, 1, 1, 0, 0), (64, 68, 17, 2, 0, 0, 1, 0), (5, 8, 3, 3, 1, 1, 0, 1),
