@@ -6,12 +6,14 @@
 //! - [`CondActNorm`]: (t, r) = GlowNet(condition broadcast to a constant map), y = x exp(clamp(r)) + t,
 //!   r clamped to [log 1e-3, 5] straight-through; log|det| = the per-sample sum of the clamped r
 //!   (`ops::image_affine`, Injector). The net sees only the condition, but its zero/one paddings make the
-//!   result depend on the distance to the border, so the scale and shift are per pixel, as in HIGlow.
+//!   result depend on the distance to the border, so the scale and shift are per pixel, as in HIGlow
+//!   (computed on at most 5 x 5 pixels: see `CondActNorm::theta`).
 use super::glow_net::{condition_map, GlowNet};
 use super::Module;
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::Result;
+use crate::ops::gather::Indices;
 use crate::ops::image_affine::AffineKind;
 use crate::tensor::Tensor;
 
@@ -104,8 +106,31 @@ impl CondActNorm {
         AffineKind::Injector { lo: INJECTOR_CLAMP.0, hi: INJECTOR_CLAMP.1 }
     }
 
+    /// The net's output over an H x W map of the condition. Its input is constant, and with its 3x3 zero
+    /// padding, 1x1 conv and 3x3 one-padding the output at a pixel depends only on whether the pixel is in
+    /// the first, second, last or second-last row (column) or in between, so the net runs on at most 5 x 5
+    /// pixels and the middle row and column are repeated: exactly HIGlow's result at 25 / (H W) of the cost.
     fn theta(&self, x: &Tensor, c: &Tensor) -> Result<Tensor> {
-        self.net.forward(&condition_map(c, x.shape()[2], x.shape()[3])?)
+        let (h, w) = (x.shape()[2], x.shape()[3]);
+        let small = self.net.forward(&condition_map(c, h.min(5), w.min(5))?)?;
+        let expand = |t: Tensor, axis: isize, n: usize| -> Result<Tensor> {
+            if n <= 5 {
+                return Ok(t);
+            }
+            let idx: Vec<u32> = (0..n)
+                .map(|i| {
+                    if i < 2 {
+                        i as u32
+                    } else if i + 2 >= n {
+                        (i + 5 - n) as u32
+                    } else {
+                        2
+                    }
+                })
+                .collect();
+            t.gather(axis, &Indices::new(&idx, 5, t.device())?)
+        };
+        expand(expand(small, 2, h)?, 3, w)
     }
 
     /// x [N, C, H, W], c [N, K] -> (y, log|det| [N]).
@@ -122,5 +147,34 @@ impl CondActNorm {
 impl Module for CondActNorm {
     fn vars(&self) -> Vec<Var> {
         self.net.vars()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Module;
+    use rand::SeedableRng;
+
+    /// The 5 x 5 shortcut gives exactly the net's output on the full condition map, borders included.
+    #[test]
+    fn injector_shortcut_is_exact() {
+        let dev = Device::Cpu;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let inj = CondActNorm::new("inj", 3, 2, 4, &mut rng, &dev).unwrap();
+        for v in inj.vars() {
+            let t = v.get();
+            v.set(t.add(&Tensor::randn(t.shape(), &mut rng, &dev).unwrap().scale(0.3).unwrap()).unwrap());
+        }
+        let c = Tensor::from_slice(&[0.4, -0.7, -0.2, 0.9], &[2, 2], &dev).unwrap();
+        for (h, w) in [(8, 11), (5, 6), (3, 9), (16, 16)] {
+            let x = Tensor::zeros(&[2, 3, h, w], &dev).unwrap();
+            let fast = inj.theta(&x, &c).unwrap().to_vec().unwrap();
+            let full = inj.net.forward(&condition_map(&c, h, w).unwrap()).unwrap().to_vec().unwrap();
+            assert_eq!(fast.len(), full.len());
+            for (a, b) in fast.iter().zip(&full) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{h}x{w}: {a} vs {b}");
+            }
+        }
     }
 }
