@@ -366,6 +366,7 @@ impl CondScaling {
 /// HIGlow's augmentation (HI_transform): a random cyclic shift along both axes, each in `0..side-1` (numpy's
 /// `choice(size - 1)`, so never `side - 1`), then a flip of the rows' order and of the columns' order, each
 /// with probability 1/2. Maps are periodic and statistically isotropic, so this keeps the distribution.
+/// Panics unless `map.len() == side^2`.
 pub fn augment(map: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
     assert_eq!(map.len(), side * side, "augment: a map of side {side} needs {} values", side * side);
     let (sr, sc) = if side >= 2 { (rng.random_range(0..side - 1), rng.random_range(0..side - 1)) } else { (0, 0) };

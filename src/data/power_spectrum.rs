@@ -6,7 +6,7 @@
 //! Mode `k = (i, j)` uses signed indices (numpy's fftfreq order: 0, 1, .., side/2 - 1, -side/2, .., -1),
 //! so its wavenumber is `|k| = dk sqrt(i^2 + j^2)` with `dk = 2 pi / box` [h/Mpc].
 //!
-//! Power spectrum (HIGlow's eval_utils._power_spectrum, which follows CAMELS' Pk_library):
+//! Power spectrum (HIGlow's eval_utils._power_spectrum):
 //! bin `t = round(|k| / dk)`, `P(t) = d^2 mean_{k in bin t} |F_k|^2` at `k_t = t dk`. Bin 0 (the map mean)
 //! is dropped as HIGlow does. Bins no mode falls in (t > ~side/sqrt(2)) are dropped too: HIGlow keeps an
 //! array of `side` bins and divides 0 by 0 there, leaving NaN at the end of its spectra. HIGlow applies the
@@ -16,7 +16,8 @@ use rustfft::num_complex::Complex64;
 use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
 
-/// A planned orthonormal 2-D FFT of `side x side` row-major complex arrays.
+/// A planned orthonormal 2-D FFT of `side x side` row-major complex arrays (given any other length, its
+/// transforms panic: a caller's bug, not bad data).
 pub struct Fft2 {
     side: usize,
     fwd: Arc<dyn Fft<f64>>,
