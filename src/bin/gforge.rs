@@ -1,6 +1,7 @@
 //! `gforge`: the GalacticForge command line.
 use clap::{Args, Parser, Subcommand};
 use galactic_forge::backend::{list_devices, Device};
+use galactic_forge::data::hi_generator::{self, HiGenConfig, HiTruth};
 use galactic_forge::data::images::{self, RenderConfig};
 use galactic_forge::data::synthetic::{self, SynthConfig};
 use galactic_forge::flows::{MafConfig, NiceConfig, NsfConfig, SospfConfig};
@@ -99,6 +100,19 @@ enum SynthCmd {
         n_min: usize,
         #[arg(long, default_value_t = SynthConfig::default().n_max)]
         n_max: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// HIGlow-like neutral-hydrogen maps (64 x 64, 25 Mpc/h) with an exact density: maps.npy and
+    /// params.csv in the CAMELS layout, plus truth.json (the generator's constants).
+    HiMaps {
+        #[arg(long)]
+        out: PathBuf,
+        /// Parameter sets (Omega_m, sigma_8), on a Latin hypercube as CAMELS' LH set.
+        #[arg(long, default_value_t = HiGenConfig::default().sims)]
+        sims: usize,
+        #[arg(long, default_value_t = HiGenConfig::default().maps_per_sim)]
+        maps_per_sim: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -519,6 +533,24 @@ fn run(cli: Cli) -> Result<bool> {
             synthetic::write(&out, &gals, &truth)?;
             let stars: usize = gals.iter().map(|g| g.n()).sum();
             println!("{} galaxies, {stars} stars -> {}", gals.len(), out.display());
+            Ok(true)
+        }
+        Cmd::Synth { what: SynthCmd::HiMaps { out, sims, maps_per_sim, seed } } => {
+            if sims == 0 || maps_per_sim == 0 {
+                return Err(Error::Usage("--sims and --maps-per-sim must be at least 1".into()));
+            }
+            let cfg = HiGenConfig { sims, maps_per_sim, seed, ..Default::default() };
+            let maps = hi_generator::generate(&cfg);
+            maps.save(&out)?;
+            HiTruth::new(&cfg).write(&out.join("truth.json"))?;
+            println!(
+                "{} HI maps ({} parameter sets x {maps_per_sim}, {} x {}) -> {}",
+                maps.len(),
+                sims,
+                cfg.side,
+                cfg.side,
+                out.display()
+            );
             Ok(true)
         }
         Cmd::Synth { what: SynthCmd::Images { data, out, size, fov, psf, smooth, noise, seed, grid } } => {

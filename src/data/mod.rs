@@ -1,9 +1,14 @@
 //! Star-particle data in the GalacticFlow layout: one array per galaxy, 11 float columns
 //! (x, y, z [kpc], vx, vy, vz [km/s], Z, [Fe/H], [O/Fe], mass [Msun], age [Gyr]); a folder of `<id>.npy`
 //! files or one .npz with an entry per galaxy. Loading validates every file and names the bad one.
+//! HI maps (HIGlow, CAMELS layout) live in `hi_maps`, their synthetic stand-in with an exact density in
+//! `hi_generator`, and the power spectrum that scores generated maps in `power_spectrum`.
 pub mod clean;
 pub mod conditions;
+pub mod hi_generator;
+pub mod hi_maps;
 pub mod images;
+pub mod power_spectrum;
 pub mod stats;
 pub mod synth;
 pub mod synthetic;
