@@ -2,12 +2,15 @@
 use clap::{Args, Parser, Subcommand};
 use galactic_forge::backend::{list_devices, Device};
 use galactic_forge::data::hi_generator::{self, HiGenConfig, HiTruth};
+use galactic_forge::data::hi_maps::ScalingKind;
 use galactic_forge::data::images::{self, RenderConfig};
 use galactic_forge::data::synthetic::{self, SynthConfig};
 use galactic_forge::flows::{MafConfig, NiceConfig, NsfConfig, SospfConfig};
-use galactic_forge::models::AeConfig;
+use galactic_forge::models::{AeConfig, GlowConfig, GlowPrior};
 use galactic_forge::pipeline::ae::{self, AeTrainConfig, ImageSet};
-use galactic_forge::pipeline::{self, forge, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
+use galactic_forge::pipeline::glow::{self, GlowTrainConfig};
+use galactic_forge::pipeline::hi_eval::{self, HiEvalConfig};
+use galactic_forge::pipeline::{self, forge, higlow, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +57,28 @@ enum Cmd {
     Ae {
         #[command(subcommand)]
         cmd: Box<AeCmd>,
+    },
+    /// Train, sample, evaluate and invert HIGlow's conditional Glow over HI maps.
+    Glow {
+        #[command(subcommand)]
+        cmd: Box<GlowCmd>,
+    },
+    /// HIGlow end to end into one folder: synthetic HI maps with an exact density -> conditional Glow ->
+    /// samples, power spectra, parameter inference against the exact posterior, figures and summary.json.
+    Higlow {
+        /// Run on the embedded default (the only mode: your own maps go through `gforge glow ...`).
+        #[arg(long, required = true)]
+        demo: bool,
+        #[arg(long, default_value = "higlow-demo")]
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Training epochs (the default fits the demo in a few minutes on 2 CPU cores).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Parameter sets synthesised (15 maps each).
+        #[arg(long)]
+        sims: Option<usize>,
     },
     /// The whole pipeline into one folder: galaxy images + star particles -> autoencoder -> latents ->
     /// flow conditioned on the galaxy parameters and the latents -> samples, metrics and plots.
@@ -524,6 +549,258 @@ fn devices() -> Result<bool> {
     Ok(true)
 }
 
+/// Where HI maps come from: a folder (maps.npy, params.csv, truth.json if synthetic) or CAMELS' files.
+#[derive(Args)]
+struct HiDataArgs {
+    /// A folder written by `gforge synth hi-maps`, or laid out the same way.
+    #[arg(long, conflicts_with_all = ["maps", "params"])]
+    data: Option<PathBuf>,
+    /// CAMELS maps, .npy [N, H, W] (H = W a multiple of 64; block-averaged to 64)...
+    #[arg(long, requires = "params")]
+    maps: Option<PathBuf>,
+    /// ...and their parameter table (CSV with a header, or CAMELS' whitespace text), one row per parameter set.
+    #[arg(long, requires = "maps")]
+    params: Option<PathBuf>,
+    #[arg(long, default_value_t = galactic_forge::data::hi_maps::MAPS_PER_SIM)]
+    maps_per_sim: usize,
+}
+
+impl HiDataArgs {
+    fn load(&self) -> Result<higlow::HiData> {
+        match (&self.data, &self.maps, &self.params) {
+            (Some(d), _, _) => higlow::load_folder(d),
+            (None, Some(m), Some(p)) => higlow::load_files(m, p, self.maps_per_sim, None),
+            _ => Err(Error::Usage("give --data DIR, or --maps FILE.npy and --params FILE".into())),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum GlowCmd {
+    /// Train on HI maps; whole parameter sets are held out.
+    Train {
+        #[command(flatten)]
+        data: HiDataArgs,
+        /// Checkpoint written after every epoch.
+        #[arg(long, default_value = "glow.npz")]
+        out: PathBuf,
+        /// Squeeze-and-split blocks, steps per block and hidden width (HIGlow: 6, 20, 16).
+        #[arg(long, default_value_t = GlowConfig::higlow().blocks)]
+        blocks: usize,
+        #[arg(long, default_value_t = GlowConfig::higlow().steps)]
+        steps: usize,
+        #[arg(long, default_value_t = GlowConfig::higlow().hidden)]
+        hidden: usize,
+        /// Priors: cond (MLPs of the parameters, HIGlow's evaluated model) or learned.
+        #[arg(long, default_value = "cond")]
+        prior: String,
+        /// Hidden width of the conditional priors' MLPs.
+        #[arg(long, default_value_t = 8)]
+        prior_hidden: usize,
+        /// A plain actnorm at the start of every block.
+        #[arg(long)]
+        actnorm: bool,
+        /// The coupling scale's floor (HIGlow: 0.5).
+        #[arg(long, default_value_t = GlowConfig::higlow().floor)]
+        floor: f32,
+        /// Map scaling after log10: minmax (to [-1, 1]) or sigmoid (z-score, then 2 sigmoid - 1).
+        #[arg(long, default_value = "minmax")]
+        scaling: String,
+        #[arg(long, default_value_t = GlowTrainConfig::default().epochs)]
+        epochs: usize,
+        #[arg(long, default_value_t = GlowTrainConfig::default().batch)]
+        batch: usize,
+        #[arg(long, default_value_t = GlowTrainConfig::default().lr)]
+        lr: f32,
+        /// Gradient-norm clip (0: none).
+        #[arg(long, default_value_t = 2.0)]
+        clip: f32,
+        #[arg(long)]
+        no_augment: bool,
+        /// Fraction of the parameter sets held out.
+        #[arg(long, default_value_t = 0.1)]
+        val_fraction: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Continue from --out where it stopped.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Draw maps for given (Omega_m, sigma_8), written as .npy [N, S, S] in the data's units.
+    Sample {
+        #[arg(long)]
+        model: PathBuf,
+        /// Omega_m,sigma_8.
+        #[arg(long, value_delimiter = ',', required = true)]
+        condition: Vec<f64>,
+        #[arg(long, default_value_t = 16)]
+        n: usize,
+        #[arg(long, default_value_t = 1.0)]
+        temp: f32,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Held-out NLL, exact KL (synthetic maps), P(k) of samples against data, parameter inference.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        data: HiDataArgs,
+        #[arg(long)]
+        out: PathBuf,
+        /// Evaluate every map, not only the model's held-out parameter sets.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = HiEvalConfig::default().samples_per_set)]
+        samples: usize,
+        /// Held-out maps whose posteriors are computed.
+        #[arg(long, default_value_t = HiEvalConfig::default().infer_maps)]
+        infer_maps: usize,
+        #[arg(long, default_value_t = HiEvalConfig::default().grid)]
+        grid: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Posterior of (Omega_m, sigma_8) for each map from the flow's exact likelihood on a grid.
+    Infer {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        data: HiDataArgs,
+        #[arg(long)]
+        out: PathBuf,
+        /// Indices of the maps (default: the first 10).
+        #[arg(long, value_delimiter = ',')]
+        index: Vec<usize>,
+        #[arg(long, default_value_t = HiEvalConfig::default().grid)]
+        grid: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+}
+
+fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
+    match cmd {
+        GlowCmd::Train {
+            data,
+            out,
+            blocks,
+            steps,
+            hidden,
+            prior,
+            prior_hidden,
+            actnorm,
+            floor,
+            scaling,
+            epochs,
+            batch,
+            lr,
+            clip,
+            no_augment,
+            val_fraction,
+            seed,
+            device,
+            resume,
+        } => {
+            let dev = Device::parse(&device)?;
+            let prior = match prior.as_str() {
+                "cond" => GlowPrior::Conditional { hidden: prior_hidden },
+                "learned" => GlowPrior::Learned,
+                o => return Err(Error::Usage(format!("unknown prior '{o}' (cond, learned)"))),
+            };
+            let scaling = match scaling.as_str() {
+                "minmax" => ScalingKind::MinMax,
+                "sigmoid" => ScalingKind::Sigmoid,
+                o => return Err(Error::Usage(format!("unknown scaling '{o}' (minmax, sigmoid)"))),
+            };
+            if !(0.0..1.0).contains(&val_fraction) {
+                return Err(Error::Usage(format!("--val-fraction must be in [0, 1), got {val_fraction}")));
+            }
+            let data = data.load()?;
+            let cfg = GlowConfig {
+                side: data.maps.side,
+                blocks,
+                steps,
+                hidden,
+                prior,
+                actnorm,
+                floor,
+                seed,
+                ..GlowConfig::higlow()
+            };
+            let tc = GlowTrainConfig {
+                epochs,
+                batch,
+                lr,
+                clip: (clip > 0.0).then_some(clip),
+                augment: !no_augment,
+                seed,
+                ..GlowTrainConfig::default()
+            };
+            higlow::train(&data, &cfg, &tc, scaling, val_fraction, &out, &dev, resume, true)?;
+            println!("model -> {}", out.display());
+            Ok(true)
+        }
+        GlowCmd::Sample { model, condition, n, temp, out, seed, device } => {
+            let dev = Device::parse(&device)?;
+            if !(temp.is_finite() && temp >= 0.0) {
+                return Err(Error::Usage(format!("--temp must be >= 0, got {temp}")));
+            }
+            if condition.len() != 2 {
+                return Err(Error::Usage(format!("--condition takes Omega_m,sigma_8, got {} values", condition.len())));
+            }
+            let (m, meta) = glow::load(&model, &dev)?;
+            let maps = glow::sample_maps(&m, &meta, &[[condition[0], condition[1]]], n, temp, 64, seed, &dev)?;
+            let s = m.cfg.side;
+            let flat: Vec<f32> = maps.into_iter().flatten().collect();
+            let a = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[n, s, s]), flat)
+                .map_err(|e| Error::Data(e.to_string()))?;
+            galactic_forge::io::write_npy_f32(&out, &a)?;
+            println!("{n} maps at Omega_m {} sigma_8 {} -> {}", condition[0], condition[1], out.display());
+            Ok(true)
+        }
+        GlowCmd::Eval { model, data, out, all, samples, infer_maps, grid, seed, device } => {
+            let dev = Device::parse(&device)?;
+            let (m, meta) = glow::load(&model, &dev)?;
+            let data = data.load()?;
+            let val = higlow::held_out(&meta, &data.maps, all)?;
+            let ec = HiEvalConfig { samples_per_set: samples, infer_maps, grid, seed, ..HiEvalConfig::default() };
+            let r = higlow::evaluate(&m, &meta, &data, &val, &ec, &out, &dev)?;
+            higlow::print_report(&r);
+            println!("report -> {}", out.join("eval.json").display());
+            Ok(true)
+        }
+        GlowCmd::Infer { model, data, out, index, grid, device } => {
+            let dev = Device::parse(&device)?;
+            let (m, meta) = glow::load(&model, &dev)?;
+            let data = data.load()?;
+            let idx: Vec<usize> = if index.is_empty() { (0..data.maps.len().min(10)).collect() } else { index };
+            if let Some(&bad) = idx.iter().find(|&&i| i >= data.maps.len()) {
+                return Err(Error::Usage(format!("map index {bad} out of range ({} maps)", data.maps.len())));
+            }
+            std::fs::create_dir_all(&out).map_err(|e| Error::file(&out, e))?;
+            let posts = hi_eval::infer(&m, &meta, &data.maps, &idx, grid, data.truth.as_ref(), &dev)?;
+            for p in &posts {
+                let [om, s8] = meta.cond_scaling.inverse(p.flow.mean());
+                let [so, ss] = p.flow.std();
+                println!("map {}: Omega_m {om:.4}, sigma_8 {s8:.4} (posterior std {so:.3}, {ss:.3} normalised)", p.map);
+            }
+            let v = serde_json::json!({ "posteriors": posts, "summary": hi_eval::summarise(&posts, grid) });
+            higlow::write_json(&out.join("posteriors.json"), &v)?;
+            println!("posteriors -> {}", out.join("posteriors.json").display());
+            Ok(true)
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<bool> {
     match cli.cmd {
         Cmd::Devices => devices(),
@@ -570,6 +847,18 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Cmd::Flow { cmd } => flow_cmd(*cmd),
+        Cmd::Glow { cmd } => glow_cmd(*cmd),
+        Cmd::Higlow { demo: _, out, device, epochs, sims } => {
+            let dev = Device::parse(&device)?;
+            let mut dc = higlow::DemoConfig::default();
+            dc.train.epochs = epochs.unwrap_or(dc.train.epochs);
+            dc.sims = sims.unwrap_or(dc.sims);
+            if dc.sims < 2 {
+                return Err(Error::Usage("--sims must be at least 2 (some parameter sets are held out)".into()));
+            }
+            higlow::demo(&out, &dc, &dev)?;
+            Ok(true)
+        }
         Cmd::Ae { cmd } => ae_cmd(*cmd),
         Cmd::Forge { demo, data, images, out, device, epochs, ae_size, ae_channels, ae_epochs } => {
             let dev = Device::parse(&device)?;

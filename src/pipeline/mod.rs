@@ -1,10 +1,14 @@
 //! The star-flow pipeline: data preparation (load, clean, conditions, standardise, split), training with
 //! checkpoints and resume, streaming sampling in physical units, and evaluation (NLL, exact KL, MMD,
 //! Wasserstein distances, plots); the image autoencoder's training, encoding and linear probes. The
-//! `gforge flow ...`, `gforge ae ...` and `gforge forge` commands are thin wrappers.
+//! `gforge flow ...`, `gforge ae ...` and `gforge forge` commands are thin wrappers. HIGlow's stages:
+//! [`glow`] (training, sampling) and [`hi_eval`] (held-out NLL, exact KL, P(k), parameter inference).
 pub mod ae;
 pub mod eval;
 pub mod forge;
+pub mod glow;
+pub mod hi_eval;
+pub mod higlow;
 pub mod model;
 pub mod prepare;
 pub mod probe;

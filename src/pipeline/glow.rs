@@ -1,0 +1,373 @@
+//! HIGlow's training and sampling: maps in model units (log10, then scaled to [-1, 1]; see
+//! data::hi_maps::MapScaling), conditions scaled to [-1, 1], the loss -mean log p / (C H W) in nats per
+//! dimension, Adam 3e-4, batch 64, gradient-norm clip 2, ReduceLROnPlateau on the epoch's training loss
+//! (patience 10, factor 0.8, min 1e-5), random cyclic shifts and flips. A checkpoint after every epoch,
+//! exact resume; a non-finite loss stops training before anything is written, so the last checkpoint stays
+//! good. The scalings travel in the checkpoint, so a model samples and scores maps in the data's own units.
+use crate::autodiff::{backward, no_grad, Var};
+use crate::backend::Device;
+use crate::checkpoint;
+use crate::data::hi_maps::{augment, CondScaling, HiMaps, MapScaling};
+use crate::error::{Error, Result};
+use crate::models::{CondGlow, GlowConfig};
+use crate::nn::Module;
+use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamKind, ReduceOnPlateau};
+use crate::tensor::Tensor;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Maps and conditions in model units: maps [n, C S S] (v in [-1, 1]), conditions [n, K] in [-1, 1].
+#[derive(Clone, Debug, Default)]
+pub struct HiSet {
+    pub maps: Vec<f32>,
+    pub cond: Vec<f32>,
+    pub dim: usize,
+    pub cond_dim: usize,
+}
+
+impl HiSet {
+    pub fn len(&self) -> usize {
+        self.maps.len() / self.dim.max(1)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn map(&self, i: usize) -> &[f32] {
+        &self.maps[i * self.dim..(i + 1) * self.dim]
+    }
+    pub fn cond(&self, i: usize) -> &[f32] {
+        &self.cond[i * self.cond_dim..(i + 1) * self.cond_dim]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GlowTrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    /// Gradient-norm clipping, if set.
+    pub clip: Option<f32>,
+    /// ReduceLROnPlateau on the training loss.
+    pub patience: u32,
+    pub factor: f32,
+    pub min_lr: f32,
+    /// Random cyclic shifts and x/y flips of every training map.
+    pub augment: bool,
+    pub seed: u64,
+}
+
+impl Default for GlowTrainConfig {
+    /// HIGlow's (train_conditional.py): Adam 3e-4, batch 64, clip 2, plateau 10 / 0.8 / 1e-5, augmented.
+    fn default() -> Self {
+        GlowTrainConfig {
+            epochs: 600,
+            batch: 64,
+            lr: 3e-4,
+            clip: Some(2.0),
+            patience: 10,
+            factor: 0.8,
+            min_lr: 1e-5,
+            augment: true,
+            seed: 0,
+        }
+    }
+}
+
+impl GlowTrainConfig {
+    fn validate(&self) -> Result<()> {
+        let ok = self.batch > 0
+            && self.lr.is_finite()
+            && self.lr > 0.0
+            && self.clip.is_none_or(|c| c.is_finite() && c > 0.0)
+            && self.factor > 0.0
+            && self.factor <= 1.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "batch must be >= 1, lr > 0, clip > 0 and factor in (0, 1]; got batch {}, lr {}, clip {:?}, factor {}",
+                self.batch, self.lr, self.clip, self.factor
+            )))
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GlowEpochLog {
+    pub epoch: usize,
+    pub steps: u64,
+    /// Mean negative log-likelihood per dimension in nats (model units).
+    pub train_nll: f64,
+    pub val_nll: Option<f64>,
+    pub lr: f32,
+    pub maps_per_s: f64,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GlowState {
+    pub epoch: usize,
+    pub step: u64,
+    pub plateau: ReduceOnPlateau,
+    pub history: Vec<GlowEpochLog>,
+}
+
+/// What a Glow checkpoint carries besides the weights: the model, how data maps to model units, and the
+/// training state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GlowMeta {
+    pub glow: GlowConfig,
+    pub scaling: MapScaling,
+    pub cond_scaling: CondScaling,
+    /// Free-form provenance (data source, ids of the held-out parameter sets...).
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// The maps `idx` of `maps` in model units with their scaled conditions.
+pub fn hi_set(maps: &HiMaps, idx: &[usize], scaling: &MapScaling, cs: &CondScaling) -> HiSet {
+    let dim = maps.side * maps.side;
+    let mut set =
+        HiSet { maps: Vec::with_capacity(idx.len() * dim), cond: Vec::with_capacity(2 * idx.len()), dim, cond_dim: 2 };
+    for &i in idx {
+        set.maps.extend(scaling.forward(maps.map(i)));
+        let p = maps.params[i];
+        set.cond.extend(cs.forward([f64::from(p[0]), f64::from(p[1])]).map(|v| v as f32));
+    }
+    set
+}
+
+/// Runs `f` on the set in batches of `batch` maps, without a tape.
+pub fn for_batches(
+    set: &HiSet,
+    cfg: &GlowConfig,
+    batch: usize,
+    dev: &Device,
+    mut f: impl FnMut(Tensor, Tensor) -> Result<()>,
+) -> Result<()> {
+    let (c, s) = (cfg.channels, cfg.side);
+    no_grad(|| {
+        for start in (0..set.len()).step_by(batch.max(1)) {
+            let end = (start + batch.max(1)).min(set.len());
+            let x = Tensor::from_slice(&set.maps[start * set.dim..end * set.dim], &[end - start, c, s, s], dev)?;
+            let y = Tensor::from_slice(
+                &set.cond[start * set.cond_dim..end * set.cond_dim],
+                &[end - start, set.cond_dim],
+                dev,
+            )?;
+            f(x, y)?;
+        }
+        Ok(())
+    })
+}
+
+/// log p(v | c) of every map of the set in model units, in set order.
+pub fn log_probs(model: &CondGlow, set: &HiSet, dev: &Device) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(set.len());
+    for_batches(set, &model.cfg, 64, dev, |x, c| {
+        out.extend(model.log_prob(&x, &c)?.to_vec()?.into_iter().map(f64::from));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Mean negative log-likelihood per dimension (nats, model units).
+pub fn mean_nll(model: &CondGlow, set: &HiSet, dev: &Device) -> Result<f64> {
+    let lp = log_probs(model, set, dev)?;
+    Ok(-lp.iter().sum::<f64>() / (lp.len().max(1) * set.dim) as f64)
+}
+
+fn trainable_and_buffers(model: &CondGlow) -> (Vec<Var>, Vec<Var>) {
+    (model.vars(), model.buffers())
+}
+
+/// Trains a conditional Glow on `train`, scoring `val` after every epoch and writing `ckpt` each time. With
+/// `resume`, continues from `ckpt` (same model settings required) exactly where it stopped.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    train: &HiSet,
+    val: &HiSet,
+    meta: &GlowMeta,
+    tc: &GlowTrainConfig,
+    ckpt: &Path,
+    dev: &Device,
+    resume: bool,
+    progress: bool,
+) -> Result<(CondGlow, GlowState)> {
+    tc.validate()?;
+    let cfg = &meta.glow;
+    if train.is_empty() {
+        return Err(Error::Data("no training maps".into()));
+    }
+    if train.dim != cfg.dim() || train.cond_dim != cfg.cond {
+        return Err(Error::Usage(format!(
+            "maps of {} values with {} conditions, the model wants {} and {}",
+            train.dim,
+            train.cond_dim,
+            cfg.dim(),
+            cfg.cond
+        )));
+    }
+    if let Some(dir) = ckpt.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    }
+    let model = CondGlow::new(cfg, dev)?;
+    let (trainable, buffers) = trainable_and_buffers(&model);
+    let mut opt = Adam::new(trainable.clone(), AdamConfig::new(AdamKind::Adam, tc.lr));
+    let mut state = GlowState {
+        epoch: 0,
+        step: 0,
+        plateau: ReduceOnPlateau::new(tc.lr, tc.factor, tc.patience, tc.min_lr),
+        history: Vec::new(),
+    };
+    if resume {
+        let ck = checkpoint::load(ckpt)?;
+        let bad = |msg: &str| Error::Checkpoint { path: ckpt.display().to_string(), msg: msg.into() };
+        if ck.config["glow"] != serde_json::to_value(cfg).unwrap_or_default() {
+            return Err(bad("was trained with different model settings; resume needs the same ones"));
+        }
+        let mut all = trainable.clone();
+        all.extend(buffers.iter().cloned());
+        ck.restore(ckpt, &all, dev)?;
+        state = serde_json::from_value(ck.config["state"].clone()).map_err(|e| bad(&format!("training state: {e}")))?;
+        opt.load_state(&ck, state.step, dev)?;
+        opt.set_lr(state.plateau.lr);
+    }
+    let (n, dim, k) = (train.len(), train.dim, train.cond_dim);
+    let side = cfg.side;
+    let scale = 1.0 / dim as f32;
+    while state.epoch < tc.epochs {
+        let epoch = state.epoch;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
+            tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ));
+        let bar = super::train::epoch_bar(n.div_ceil(tc.batch), epoch, tc.epochs, progress);
+        let t0 = Instant::now();
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        for chunk in order.chunks(tc.batch) {
+            // Augmentation on the host, seeded by the step, so a resumed run draws the same shifts and flips.
+            let mut rng = rand::rngs::StdRng::seed_from_u64(tc.seed ^ state.step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let mut xb = Vec::with_capacity(chunk.len() * dim);
+            let mut cb = Vec::with_capacity(chunk.len() * k);
+            for &i in chunk {
+                if tc.augment {
+                    for ch in train.map(i).chunks(side * side) {
+                        xb.extend(augment(ch, side, &mut rng));
+                    }
+                } else {
+                    xb.extend_from_slice(train.map(i));
+                }
+                cb.extend_from_slice(train.cond(i));
+            }
+            let x = Tensor::from_vec(xb, &[chunk.len(), cfg.channels, side, side], dev)?;
+            let c = Tensor::from_vec(cb, &[chunk.len(), k], dev)?;
+            let loss = model.log_prob(&x, &c)?.mean_all()?.scale(-scale)?;
+            let lv = loss.item()?;
+            if !lv.is_finite() {
+                bar.abandon();
+                return Err(super::train::non_finite_loss(lv, epoch, state.step, ckpt));
+            }
+            let mut grads = backward(&loss)?;
+            if let Some(cl) = tc.clip {
+                clip_grad_norm(&mut grads, &trainable, cl)?;
+            }
+            opt.step(&grads)?;
+            state.step += 1;
+            loss_sum += f64::from(lv) * chunk.len() as f64;
+            seen += chunk.len();
+            bar.set_message(format!("nll {lv:.4} {:.1} maps/s", seen as f64 / t0.elapsed().as_secs_f64().max(1e-9)));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let seconds = t0.elapsed().as_secs_f64();
+        let train_nll = loss_sum / seen.max(1) as f64;
+        let lr = state.plateau.step(train_nll as f32);
+        opt.set_lr(lr);
+        let log = GlowEpochLog {
+            epoch: epoch + 1,
+            steps: state.step,
+            train_nll,
+            val_nll: if val.is_empty() { None } else { Some(mean_nll(&model, val, dev)?) },
+            lr,
+            maps_per_s: seen as f64 / seconds.max(1e-9),
+            seconds,
+        };
+        if progress {
+            let v = log.val_nll.map_or("-".to_string(), |v| format!("{v:.4}"));
+            println!(
+                "epoch {}/{}: train NLL {:.4}, held-out NLL {v} nats/dim (model units), {:.1} maps/s, lr {:.2e}",
+                log.epoch, tc.epochs, log.train_nll, log.maps_per_s, log.lr
+            );
+        }
+        state.history.push(log);
+        state.epoch += 1;
+        let mut all = trainable.clone();
+        all.extend(buffers.iter().cloned());
+        all.extend(opt.state_vars());
+        let config = serde_json::json!({
+            "glow": cfg, "scaling": meta.scaling, "cond_scaling": meta.cond_scaling, "data": meta.data,
+            "train": tc, "state": state,
+        });
+        checkpoint::save(ckpt, &all, &config)?;
+    }
+    Ok((model, state))
+}
+
+/// A trained Glow and what it was trained with, read back from its checkpoint.
+pub fn load(path: &Path, dev: &Device) -> Result<(CondGlow, GlowMeta)> {
+    let ck = checkpoint::load(path)?;
+    let bad = |msg: String| Error::Checkpoint { path: path.display().to_string(), msg };
+    if ck.config["glow"].is_null() {
+        let what = if !ck.config["flow"].is_null() {
+            " (it is a star-flow checkpoint)"
+        } else if !ck.config["autoencoder"].is_null() {
+            " (it is an autoencoder checkpoint)"
+        } else {
+            ""
+        };
+        return Err(bad(format!("not a Glow checkpoint{what}")));
+    }
+    let meta: GlowMeta = serde_json::from_value(ck.config.clone()).map_err(|e| bad(format!("Glow settings: {e}")))?;
+    let model = CondGlow::new(&meta.glow, dev)?;
+    let mut all = model.vars();
+    all.extend(model.buffers());
+    ck.restore(path, &all, dev)?;
+    Ok((model, meta))
+}
+
+/// `n` maps per condition in the data's units (linear, as the files hold them), drawn at temperature `temp`
+/// in batches of `batch`; `cond` holds physical (Omega_m, sigma_8). Returns [m * n][C S S], condition-major.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_maps(
+    model: &CondGlow,
+    meta: &GlowMeta,
+    cond: &[[f64; 2]],
+    n: usize,
+    temp: f32,
+    batch: usize,
+    seed: u64,
+    dev: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(cond.len() * n);
+    for &phys in cond {
+        let c = meta.cond_scaling.forward(phys).map(|v| v as f32);
+        let mut left = n;
+        while left > 0 {
+            let b = left.min(batch.max(1));
+            let ct = Tensor::from_vec((0..b).flat_map(|_| c.iter().copied()).collect(), &[b, c.len()], dev)?;
+            let v = model.sample(&ct, temp, &mut rng)?.to_vec()?;
+            for m in v.chunks(model.cfg.dim()) {
+                // Model units past the training range ([-1, 1]) are clamped, as HIGlow samples.
+                let clamped: Vec<f32> = m.iter().map(|x| x.clamp(-1.0, 1.0)).collect();
+                out.push(meta.scaling.inverse(&clamped));
+            }
+            left -= b;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,257 @@
+//! HIGlow's stages as the `gforge glow ...` and `gforge higlow` commands run them: load a CAMELS-layout
+//! folder (maps.npy, params.csv, and truth.json when the maps are synthetic), split it by parameter set,
+//! fit the scalings on the training maps, train (pipeline::glow), evaluate (pipeline::hi_eval), and the
+//! demo that runs them all on the embedded default.
+use super::glow::{self, hi_set, GlowMeta, GlowState, GlowTrainConfig};
+use super::hi_eval::{self, HiEvalConfig, HiEvalReport};
+use crate::backend::Device;
+use crate::data::hi_generator::{self, HiGenConfig, HiTruth};
+use crate::data::hi_maps::{load_camels, CondScaling, HiMaps, MapScaling, ScalingKind, MAPS_PER_SIM};
+use crate::error::{Error, Result};
+use crate::models::{CondGlow, GlowConfig, GlowPrior};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Maps with their parameters, and the generator's truth when they are synthetic.
+pub struct HiData {
+    pub maps: HiMaps,
+    pub truth: Option<HiTruth>,
+    pub source: String,
+}
+
+/// A folder written by `gforge synth hi-maps` or laid out the same way: maps.npy [N, H, W], params.csv
+/// (one row per parameter set, `maps_per_sim` maps each), truth.json if synthetic.
+pub fn load_folder(dir: &Path) -> Result<HiData> {
+    if !dir.is_dir() {
+        return Err(Error::file(dir, "no such folder (expected maps.npy and params.csv in it)"));
+    }
+    let truth_path = dir.join("truth.json");
+    let truth = if truth_path.exists() { Some(HiTruth::read(&truth_path)?) } else { None };
+    let mps = truth.as_ref().map_or(MAPS_PER_SIM, |t| t.config.maps_per_sim);
+    load_files(&dir.join("maps.npy"), &dir.join("params.csv"), mps, truth)
+}
+
+/// Maps and a parameter table given as files (CAMELS' own layout), `maps_per_sim` maps per row.
+pub fn load_files(maps: &Path, params: &Path, maps_per_sim: usize, truth: Option<HiTruth>) -> Result<HiData> {
+    let m = load_camels(maps, params, maps_per_sim)?;
+    if let Some(t) = &truth {
+        if t.config.side != m.side {
+            return Err(Error::file(maps, format!("maps are {} pixels but truth.json says {}", m.side, t.config.side)));
+        }
+    }
+    Ok(HiData { maps: m, truth, source: maps.display().to_string() })
+}
+
+/// How the data was split: whole parameter sets held out.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HiSplit {
+    pub val_fraction: f64,
+    pub seed: u64,
+    pub maps: usize,
+    pub held_out_sets: Vec<u32>,
+}
+
+impl HiSplit {
+    pub fn new(maps: &HiMaps, val_fraction: f64, seed: u64) -> (HiSplit, Vec<usize>, Vec<usize>) {
+        let (train, val) = maps.split_by_sim(val_fraction, seed);
+        let mut sets: Vec<u32> = val.iter().map(|&i| maps.sim[i]).collect();
+        sets.sort_unstable();
+        sets.dedup();
+        (HiSplit { val_fraction, seed, maps: maps.len(), held_out_sets: sets }, train, val)
+    }
+
+    /// The held-out maps of `maps` under this split (the data must be the one the model was trained on).
+    pub fn held_out(&self, maps: &HiMaps) -> Result<Vec<usize>> {
+        let (split, _, val) = HiSplit::new(maps, self.val_fraction, self.seed);
+        if split != *self {
+            return Err(Error::Usage(format!(
+                "these maps are not the ones the model was trained on ({} maps, held-out sets {:?}; the model's: {} \
+                 maps, sets {:?}); pass --val-fraction 1 to evaluate on every map",
+                split.maps, split.held_out_sets, self.maps, self.held_out_sets
+            )));
+        }
+        Ok(val)
+    }
+}
+
+/// Trains on `data` (whole parameter sets held out by `split_fraction`), writing `ckpt` every epoch.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    data: &HiData,
+    cfg: &GlowConfig,
+    tc: &GlowTrainConfig,
+    scaling: ScalingKind,
+    val_fraction: f64,
+    ckpt: &Path,
+    dev: &Device,
+    resume: bool,
+    progress: bool,
+) -> Result<(CondGlow, GlowMeta, GlowState)> {
+    if data.maps.side != cfg.side {
+        return Err(Error::Usage(format!("maps are {} pixels, the model wants {}", data.maps.side, cfg.side)));
+    }
+    let (split, train_idx, val_idx) = HiSplit::new(&data.maps, val_fraction, tc.seed);
+    let map_scaling = MapScaling::fit(scaling, train_idx.iter().map(|&i| data.maps.map(i)))?;
+    let meta = GlowMeta {
+        glow: cfg.clone(),
+        scaling: map_scaling,
+        cond_scaling: data.truth.as_ref().map_or_else(CondScaling::default, |t| t.cond_scaling.clone()),
+        data: serde_json::json!({ "source": data.source, "split": split }),
+    };
+    let train = hi_set(&data.maps, &train_idx, &meta.scaling, &meta.cond_scaling);
+    let val = hi_set(&data.maps, &val_idx, &meta.scaling, &meta.cond_scaling);
+    if progress {
+        println!(
+            "{} maps of {} parameter sets: {} for training, {} held out ({} sets); {} trainable parameters",
+            data.maps.len(),
+            data.maps.len() / data.maps.maps_per_sim.max(1),
+            train.len(),
+            val.len(),
+            split.held_out_sets.len(),
+            cfg.parameter_count()
+        );
+    }
+    let (model, state) = glow::train(&train, &val, &meta, tc, ckpt, dev, resume, progress)?;
+    Ok((model, meta, state))
+}
+
+/// The held-out maps of a trained model's data (every map when the model's split does not apply and
+/// `all` is set).
+pub fn held_out(meta: &GlowMeta, maps: &HiMaps, all: bool) -> Result<Vec<usize>> {
+    if all {
+        return Ok((0..maps.len()).collect());
+    }
+    let split: HiSplit = serde_json::from_value(meta.data["split"].clone()).map_err(|_| {
+        Error::Usage("the model does not record its data split; pass --all to evaluate every map".into())
+    })?;
+    split.held_out(maps)
+}
+
+/// Evaluates and writes `out/eval.json` (and the figures) for a trained model.
+pub fn evaluate(
+    model: &CondGlow,
+    meta: &GlowMeta,
+    data: &HiData,
+    val: &[usize],
+    ec: &HiEvalConfig,
+    out: &Path,
+    dev: &Device,
+) -> Result<HiEvalReport> {
+    std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
+    let report = hi_eval::evaluate(model, meta, &data.maps, val, data.truth.as_ref(), ec, dev)?;
+    write_json(&out.join("eval.json"), &serde_json::to_value(&report).map_err(|e| Error::Data(e.to_string()))?)?;
+    Ok(report)
+}
+
+pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| Error::Data(e.to_string()))?;
+    crate::io::write_atomic(path, |w| std::io::Write::write_all(w, &bytes))
+}
+
+/// One line per headline number.
+pub fn print_report(r: &HiEvalReport) {
+    println!(
+        "held-out NLL {:.4} nats/dim ({:.4} bits/dim) over {} maps of {} parameter sets; {:.1} nats/map in the data's units",
+        r.nll_nats_per_dim, r.nll_bits_per_dim, r.held_out_maps, r.held_out_sets, r.nll_data_per_map
+    );
+    if let (Some(k), Some(se)) = (r.exact_kl_per_map, r.exact_kl_se) {
+        println!("exact KL(p || q) {k:.2} ± {se:.2} nats/map ({:.5} nats/dim)", r.exact_kl_per_dim.unwrap_or(f64::NAN));
+    }
+    println!("P(k) R^2 of samples against data: median {:.3}, mean {:.3}", r.pk_r2_median, r.pk_r2_mean);
+    if let Some(i) = &r.inference {
+        println!(
+            "inference on {} maps ({}x{} grid): flow posterior std (median) Omega_m {:.3} sigma_8 {:.3}; truth in the \
+             flow's 68%/95% regions {:.0}%/{:.0}%",
+            i.maps,
+            i.grid,
+            i.grid,
+            i.flow_std_median[0],
+            i.flow_std_median[1],
+            100.0 * i.flow_coverage[0],
+            100.0 * i.flow_coverage[1]
+        );
+        if let (Some(e), Some(f), Some(s)) = (i.mean_error_sigma_median, i.frac_within_half_sigma, i.exact_std_median) {
+            println!(
+                "  against the exact posterior (std {:.3}, {:.3}): mean error {:.2}, {:.2} exact sigma (median); {:.0}% of \
+                 maps within 0.5 sigma on both",
+                s[0],
+                s[1],
+                e[0],
+                e[1],
+                100.0 * f
+            );
+        }
+    }
+}
+
+/// The demo's settings: a smaller model and data set that train in minutes on 2 CPU cores.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DemoConfig {
+    pub sims: usize,
+    pub glow: GlowConfig,
+    pub train: GlowTrainConfig,
+    pub val_fraction: f64,
+    pub eval: HiEvalConfig,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            sims: 200,
+            glow: GlowConfig {
+                blocks: 4,
+                steps: 4,
+                hidden: 16,
+                prior: GlowPrior::Conditional { hidden: 8 },
+                ..GlowConfig::higlow()
+            },
+            train: GlowTrainConfig { epochs: 10, ..GlowTrainConfig::default() },
+            val_fraction: 0.1,
+            eval: HiEvalConfig::default(),
+        }
+    }
+}
+
+/// synthesise -> train -> evaluate (NLL, exact KL, P(k), inference) -> figures and summary.json, in `out`.
+pub fn demo(out: &Path, dc: &DemoConfig, dev: &Device) -> Result<serde_json::Value> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
+    let data_dir: PathBuf = out.join("data");
+    let gen = HiGenConfig { sims: dc.sims, ..HiGenConfig::default() };
+    let maps = hi_generator::generate(&gen);
+    maps.save(&data_dir)?;
+    HiTruth::new(&gen).write(&data_dir.join("truth.json"))?;
+    println!("synthesised {} maps of {} parameter sets into {}", maps.len(), dc.sims, data_dir.display());
+    let data = load_folder(&data_dir)?;
+    let ckpt = out.join("glow.npz");
+    let t_train = Instant::now();
+    let (model, meta, state) =
+        train(&data, &dc.glow, &dc.train, ScalingKind::MinMax, dc.val_fraction, &ckpt, dev, false, true)?;
+    let train_s = t_train.elapsed().as_secs_f64();
+    let val = held_out(&meta, &data.maps, false)?;
+    let t_eval = Instant::now();
+    let report = evaluate(&model, &meta, &data, &val, &dc.eval, out, dev)?;
+    print_report(&report);
+    let summary = serde_json::json!({
+        "device": dev.to_string(),
+        "config": dc,
+        "parameters": dc.glow.parameter_count(),
+        "train_seconds": train_s,
+        "eval_seconds": t_eval.elapsed().as_secs_f64(),
+        "total_seconds": t0.elapsed().as_secs_f64(),
+        "final_train_nll": state.history.last().map(|h| h.train_nll),
+        "final_val_nll": state.history.last().and_then(|h| h.val_nll),
+        "maps_per_s": state.history.last().map(|h| h.maps_per_s),
+        "nll_nats_per_dim": report.nll_nats_per_dim,
+        "nll_bits_per_dim": report.nll_bits_per_dim,
+        "exact_kl_per_map": report.exact_kl_per_map,
+        "exact_kl_per_dim": report.exact_kl_per_dim,
+        "pk_r2_median": report.pk_r2_median,
+        "pk_r2_mean": report.pk_r2_mean,
+        "inference": report.inference,
+    });
+    write_json(&out.join("summary.json"), &summary)?;
+    println!("wrote {} in {:.0} s", out.join("summary.json").display(), t0.elapsed().as_secs_f64());
+    Ok(summary)
+}
