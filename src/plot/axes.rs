@@ -229,6 +229,50 @@ pub(crate) fn colorbar(
 pub(crate) enum Swatch {
     Line(Rgb),
     Patch(Rgb),
+    /// A line over a band: a curve with its spread, or a contour over the image it is drawn on.
+    LineOnBand(Rgb, Rgb),
+    /// Dashes over a band.
+    DashedOnBand(Rgb, Rgb),
+    /// Dots over a band: measured points with their spread.
+    DotsOnBand(Rgb, Rgb),
+    /// A cross marker (a true value).
+    Cross(Rgb),
+}
+
+/// A cross marker (arms `arm` pixels long from the centre) with a white halo, so it shows on any
+/// background.
+pub(crate) fn cross(cv: &mut Canvas, cx: f64, cy: f64, arm: f64, c: Rgb, width: f64, clip: Rect) {
+    let segs = [[cx - arm, cy - arm, cx + arm, cy + arm], [cx - arm, cy + arm, cx + arm, cy - arm]];
+    cv.segments(&segs, WHITE, width + 2.5, clip);
+    cv.segments(&segs, c, width, clip);
+}
+
+/// Draws swatch `s`, `sw` pixels wide from x0, centred on cy, for a legend of font `size`.
+fn swatch(cv: &mut Canvas, s: Swatch, x0: f64, cy: f64, sw: f64, size: f64, clip: Rect) {
+    let band =
+        |cv: &mut Canvas, c: Rgb| cv.fill_rects_aa(&[[x0, cy - size * 0.4, x0 + sw, cy + size * 0.4]], c, 1.0, clip);
+    match s {
+        Swatch::Line(c) => cv.segments(&[[x0, cy, x0 + sw, cy]], c, 2.5, clip),
+        Swatch::Patch(c) => band(cv, c),
+        Swatch::LineOnBand(c, b) => {
+            band(cv, b);
+            cv.segments(&[[x0, cy, x0 + sw, cy]], c, 2.0, clip);
+        }
+        Swatch::DashedOnBand(c, b) => {
+            band(cv, b);
+            let d = sw / 7.0;
+            let segs: Vec<[f64; 4]> =
+                [1.0, 3.0, 5.0].iter().map(|k| [x0 + (k - 0.5) * d, cy, x0 + (k + 1.0) * d, cy]).collect();
+            cv.segments(&segs, c, 2.0, clip);
+        }
+        Swatch::DotsOnBand(c, b) => {
+            band(cv, b);
+            for f in [0.25, 0.75] {
+                cv.disc(x0 + f * sw, cy, size * 0.2, c, clip);
+            }
+        }
+        Swatch::Cross(c) => cross(cv, x0 + sw / 2.0, cy, size * 0.3, c, 2.0, clip),
+    }
 }
 
 /// Width in pixels of the legend [`legend`] would draw.
@@ -248,13 +292,33 @@ pub(crate) fn legend(cv: &mut Canvas, x: f64, y: f64, entries: &[(Swatch, String
     for (k, (s, text)) in entries.iter().enumerate() {
         let cy = r.y0 as f64 + size * 0.3 + row * (k as f64 + 0.5);
         let x0 = r.x0 as f64 + size * 0.5;
-        match s {
-            Swatch::Line(c) => cv.segments(&[[x0, cy, x0 + sw, cy]], *c, 2.5, r),
-            Swatch::Patch(c) => {
-                cv.fill_rects_aa(&[[x0, cy - size * 0.4, x0 + sw, cy + size * 0.4]], *c, 1.0, r);
-            }
-        }
+        swatch(cv, *s, x0, cy, sw, size, r);
         cv.text(text, x0 + sw + size * 0.5, cy, size, TEXT, HAlign::Left, VAlign::Center, false);
+    }
+    r
+}
+
+/// Width in pixels of one entry of a [`legend_row`]: swatch, gap and text.
+fn row_entry_width(text: &str, size: f64) -> f64 {
+    (size * 2.2).round() + size * 0.5 + Canvas::text_width(text, size)
+}
+
+/// A boxed legend with all entries on one row, its top-right corner at (x, y); returns its rectangle.
+pub(crate) fn legend_row(cv: &mut Canvas, x: f64, y: f64, entries: &[(Swatch, String)], size: f64) -> Rect {
+    let sw = (size * 2.2).round();
+    let gap = size * 1.2;
+    let inner: f64 = entries.iter().map(|(_, t)| row_entry_width(t, size)).sum::<f64>()
+        + gap * entries.len().saturating_sub(1) as f64;
+    let (w, h) = ((inner + size).round() as i32, (size * 1.8).round() as i32);
+    let r = Rect::new(x.round() as i32 - w, y.round() as i32, w, h);
+    cv.fill_rect(r, WHITE);
+    cv.outline(r, [150, 150, 150]);
+    let cy = r.cy();
+    let mut x0 = r.x0 as f64 + size * 0.5;
+    for (s, text) in entries {
+        swatch(cv, *s, x0, cy, sw, size, r);
+        cv.text(text, x0 + sw + size * 0.5, cy, size, TEXT, HAlign::Left, VAlign::Center, false);
+        x0 += row_entry_width(text, size) + gap;
     }
     r
 }

@@ -13,7 +13,8 @@
 //!
 //! Files: `canvas.rs` (raster, text, PNG), `axes.rs` (ticks, frames, colour bars, legends),
 //! `colormap.rs`, `stats.rs` (percentiles, histograms, smoothing, contours), and one file per plot:
-//! `corner.rs`, `histograms.rs`, `maps.rs` (x-y maps), `curves.rs`, `images.rs`.
+//! `corner.rs`, `histograms.rs`, `maps.rs` (x-y maps), `curves.rs`, `images.rs`, and `hi.rs` (HI maps:
+//! power spectra, parameter posteriors, map rows).
 
 // `!(x > 0.0)` is meant: it is true for NaN too.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -23,6 +24,7 @@ mod canvas;
 mod colormap;
 mod corner;
 mod curves;
+mod hi;
 mod histograms;
 mod images;
 mod maps;
@@ -32,6 +34,7 @@ mod testutil;
 
 pub use corner::corner;
 pub use curves::curves;
+pub use hi::{map_rows, posteriors, power_spectra, PkPanel, PosteriorPanel};
 pub use histograms::histograms;
 pub use images::images;
 pub use maps::xy_maps;
