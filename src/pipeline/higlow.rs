@@ -9,6 +9,7 @@ use crate::data::hi_generator::{self, HiGenConfig, HiTruth};
 use crate::data::hi_maps::{load_camels, CondScaling, HiMaps, MapScaling, ScalingKind, MAPS_PER_SIM};
 use crate::error::{Error, Result};
 use crate::models::{CondGlow, GlowConfig, GlowPrior};
+use crate::plot::{PkPanel, PosteriorPanel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -141,7 +142,96 @@ pub fn evaluate(
     std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
     let report = hi_eval::evaluate(model, meta, &data.maps, val, data.truth.as_ref(), ec, dev)?;
     write_json(&out.join("eval.json"), &serde_json::to_value(&report).map_err(|e| Error::Data(e.to_string()))?)?;
+    figures(model, meta, data, val, &report, ec.seed, out, dev)?;
     Ok(report)
+}
+
+/// pk.png (P(k) of samples against data, up to 6 parameter sets), posteriors.png (up to 9 maps: the flow's
+/// posterior with its 68/95% contours, the exact contours, the truth) and samples.png (data beside samples
+/// for up to 3 parameter sets, log10 N_HI).
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    model: &CondGlow,
+    meta: &GlowMeta,
+    data: &HiData,
+    val: &[usize],
+    r: &HiEvalReport,
+    seed: u64,
+    out: &Path,
+    dev: &Device,
+) -> Result<()> {
+    let plot_err = |p: &Path, e: crate::plot::PlotError| Error::file(p, e.to_string());
+    let panels: Vec<PkPanel> = r
+        .spectra
+        .iter()
+        .take(6)
+        .map(|s| PkPanel {
+            title: format!("Ωm {:.2} σ8 {:.2}, R² {:.3}", s.omega_m, s.sigma_8, s.r2),
+            k: &s.k,
+            data_mean: &s.data_mean,
+            data_std: &s.data_std,
+            sample_mean: &s.sample_mean,
+            sample_std: &s.sample_std,
+        })
+        .collect();
+    let path = out.join("pk.png");
+    if !panels.is_empty() {
+        crate::plot::power_spectra(&path, &panels, 3).map_err(|e| plot_err(&path, e))?;
+    }
+    let cs = &meta.cond_scaling;
+    let posts: Vec<(Vec<f64>, Option<Vec<f64>>)> =
+        r.posteriors.iter().take(9).map(|p| (p.flow.posterior(), p.exact.as_ref().map(|e| e.posterior()))).collect();
+    let panels: Vec<PosteriorPanel> = r
+        .posteriors
+        .iter()
+        .zip(&posts)
+        .map(|(p, (flow, exact))| {
+            let [om, s8] = cs.inverse(p.truth);
+            PosteriorPanel {
+                title: format!("map {}: Ωm {om:.2} σ8 {s8:.2}", p.map),
+                n: p.flow.n,
+                axis: &p.flow.axis,
+                flow,
+                exact: exact.as_deref(),
+                truth: Some(p.truth),
+                labels: ["Ωm", "σ8"],
+                ranges: Some([[cs.lo[0], cs.hi[0]], [cs.lo[1], cs.hi[1]]]),
+            }
+        })
+        .collect();
+    let path = out.join("posteriors.png");
+    if !panels.is_empty() {
+        crate::plot::posteriors(&path, &panels, 3).map_err(|e| plot_err(&path, e))?;
+    }
+    // Data beside samples for up to 3 held-out parameter sets, 5 maps each, in log10 N_HI.
+    let maps = &data.maps;
+    let mut sets: Vec<u32> = val.iter().map(|&i| maps.sim[i]).collect();
+    sets.dedup();
+    let log10 = |m: &[f32]| m.iter().map(|v| v.log10()).collect::<Vec<f32>>();
+    let mut rows: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
+    for (k, &set) in sets.iter().take(3).enumerate() {
+        let members: Vec<usize> = val.iter().copied().filter(|&i| maps.sim[i] == set).take(5).collect();
+        let p = maps.params[members[0]];
+        let theta = [f64::from(p[0]), f64::from(p[1])];
+        let samples = glow::sample_maps(model, meta, &[theta], members.len(), 1.0, 64, seed ^ 0xF16 ^ k as u64, dev)?;
+        rows.push((
+            format!("data Ωm {:.2} σ8 {:.2}", theta[0], theta[1]),
+            members.iter().map(|&i| log10(maps.map(i))).collect(),
+        ));
+        rows.push(("samples".into(), samples.iter().map(|m| log10(m)).collect()));
+    }
+    if !rows.is_empty() {
+        let mut all: Vec<f32> =
+            rows.iter().step_by(2).flat_map(|r| r.1.iter().flatten().copied()).filter(|v| v.is_finite()).collect();
+        all.sort_by(f32::total_cmp);
+        let q = |f: f64| all[((all.len() - 1) as f64 * f) as usize];
+        let (vmin, vmax) = (q(0.01), q(0.99));
+        let refs: Vec<(&str, Vec<&[f32]>)> =
+            rows.iter().map(|(l, m)| (l.as_str(), m.iter().map(|v| v.as_slice()).collect())).collect();
+        let path = out.join("samples.png");
+        crate::plot::map_rows(&path, &refs, maps.side, vmin, vmax.max(vmin + 1e-3)).map_err(|e| plot_err(&path, e))?;
+    }
+    Ok(())
 }
 
 pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
@@ -229,6 +319,13 @@ pub fn demo(out: &Path, dc: &DemoConfig, dev: &Device) -> Result<serde_json::Val
     let (model, meta, state) =
         train(&data, &dc.glow, &dc.train, ScalingKind::MinMax, dc.val_fraction, &ckpt, dev, false, true)?;
     let train_s = t_train.elapsed().as_secs_f64();
+    let curve = |f: &dyn Fn(&super::glow::GlowEpochLog) -> Option<f64>| -> Vec<(f64, f64)> {
+        state.history.iter().filter_map(|h| f(h).map(|v| (h.epoch as f64, v))).collect()
+    };
+    let (tr, va) = (curve(&|h| Some(h.train_nll)), curve(&|h| h.val_nll));
+    let path = out.join("training.png");
+    crate::plot::curves(&path, &[("train", &tr), ("held out", &va)], "epoch", "NLL [nats/dim]", "HIGlow training")
+        .map_err(|e| Error::file(&path, e.to_string()))?;
     let val = held_out(&meta, &data.maps, false)?;
     let t_eval = Instant::now();
     let report = evaluate(&model, &meta, &data, &val, &dc.eval, out, dev)?;
