@@ -4,7 +4,7 @@
 //! (patience 10, factor 0.8, min 1e-5), random cyclic shifts and flips. A checkpoint after every epoch,
 //! exact resume; a non-finite loss stops training before anything is written, so the last checkpoint stays
 //! good. The scalings travel in the checkpoint, so a model samples and scores maps in the data's own units.
-use crate::autodiff::{backward, no_grad, Var};
+use crate::autodiff::{backward, no_grad};
 use crate::backend::Device;
 use crate::checkpoint;
 use crate::data::hi_maps::{augment, CondScaling, HiMaps, MapScaling};
@@ -180,10 +180,6 @@ pub fn mean_nll(model: &CondGlow, set: &HiSet, dev: &Device) -> Result<f64> {
     Ok(-lp.iter().sum::<f64>() / (lp.len().max(1) * set.dim) as f64)
 }
 
-fn trainable_and_buffers(model: &CondGlow) -> (Vec<Var>, Vec<Var>) {
-    (model.vars(), model.buffers())
-}
-
 /// Trains a conditional Glow on `train`, scoring `val` after every epoch and writing `ckpt` each time. With
 /// `resume`, continues from `ckpt` (same model settings required) exactly where it stopped.
 #[allow(clippy::too_many_arguments)]
@@ -215,7 +211,7 @@ pub fn train(
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
     }
     let model = CondGlow::new(cfg, dev)?;
-    let (trainable, buffers) = trainable_and_buffers(&model);
+    let (trainable, buffers) = (model.vars(), model.buffers());
     let mut opt = Adam::new(trainable.clone(), AdamConfig::new(AdamKind::Adam, tc.lr));
     let mut state = GlowState {
         epoch: 0,

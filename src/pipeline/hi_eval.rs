@@ -18,6 +18,7 @@ use crate::data::power_spectrum::r2;
 use crate::error::{Error, Result};
 use crate::models::CondGlow;
 use crate::tensor::Tensor;
+use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,9 @@ pub struct SetSpectrum {
     pub sample_mean: Vec<f64>,
     pub sample_std: Vec<f64>,
     pub r2: f64,
+    /// The same R^2 for as many fresh maps from the exact generator as samples (synthetic data only): what a
+    /// perfect model scores, since the means of 15 maps still scatter at large scales.
+    pub r2_generator: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,6 +96,8 @@ pub struct HiEvalReport {
     pub exact_kl_per_dim: Option<f64>,
     pub pk_r2_median: f64,
     pub pk_r2_mean: f64,
+    /// Median R^2 of the exact generator's own maps (the ceiling on synthetic data).
+    pub pk_r2_generator_median: Option<f64>,
     pub spectra: Vec<SetSpectrum>,
     pub inference: Option<InferenceSummary>,
     pub posteriors: Vec<MapPosterior>,
@@ -266,6 +272,16 @@ pub fn evaluate(
         let samples = sample_maps(model, meta, &[theta], ec.samples_per_set, ec.temp, 64, ec.seed ^ si as u64, dev)?;
         let (k, dm, ds) = spectra_stats(&data, maps.side)?;
         let (_, sm, ss) = spectra_stats(&samples, maps.side)?;
+        let r2_generator = match truth {
+            Some(t) => {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(ec.seed ^ 0x6E6 ^ si as u64);
+                let fresh: Vec<Vec<f32>> = (0..ec.samples_per_set)
+                    .map(|_| t.model.sample_map(maps.side, BOX_SIZE, theta[0], theta[1], &mut rng))
+                    .collect();
+                Some(r2(&dm, &spectra_stats(&fresh, maps.side)?.1))
+            }
+            None => None,
+        };
         spectra.push(SetSpectrum {
             omega_m: theta[0],
             sigma_8: theta[1],
@@ -275,6 +291,7 @@ pub fn evaluate(
             data_std: ds,
             sample_mean: sm,
             sample_std: ss,
+            r2_generator,
         });
     }
     let r2s: Vec<f64> = spectra.iter().map(|s| s.r2).collect();
@@ -300,6 +317,7 @@ pub fn evaluate(
         exact_kl_per_dim: kl.map(|k| k / dim),
         pk_r2_median: median(r2s.clone()),
         pk_r2_mean: r2s.iter().sum::<f64>() / r2s.len().max(1) as f64,
+        pk_r2_generator_median: truth.map(|_| median(spectra.iter().filter_map(|s| s.r2_generator).collect())),
         spectra,
         inference: (!posteriors.is_empty()).then(|| summarise(&posteriors, ec.grid)),
         posteriors,
