@@ -30,7 +30,9 @@ the model is the one train_conditional.py trains (no plain actnorm, affine layer
 One deliberate generalisation: HIGlow sizes the final block's conditional prior as n_channels // 4 outputs,
 which is the final latent's size only when the final map is 1 x 1 (S = 2^B, true of the published 64 x 64,
 B = 6 model); here it is the latent's true size, so smaller maps work too. Identical whenever HIGlow's
-own code runs.
+own code runs. Sampling here draws the latents from the priors (mean + T exp(log_var / 2) eps), i.e. from
+the trained density; HIGlow's own sample() / sample_latent() draw every latent from N(0, T^2 I) and ignore
+the priors' means and variances (the cost of a sampling pass is the same either way).
 
 Modes
   --check-count   asserts the published configuration (1 x 64 x 64, 6 blocks, K = 20, width 16, conditional
