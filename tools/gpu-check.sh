@@ -5,12 +5,14 @@
 #   2. gforge selftest --device cuda, and on the NVIDIA Vulkan adapter (WGPU_BACKEND=vulkan, wgpu:N);
 #   3. speed examples on CUDA: nsf_speed (NSF train/sample stars/s), ae_speed (AE images/s), matmul_gflops
 #      (1024^3, 4096^3), glow_speed (if examples/glow_speed.rs exists in the staged checkout);
-#   4. benches/torch on the same GPU: nsf.py, ae.py, matmul.py, conv.py, zuko_flows.py (needs zuko: the
+#   4. every test binary of `cargo test --no-run` with GFORGE_STRICT=1 (their compile-time paths recreated;
+#      one that fails is run again with WGPU_BACKEND=vulkan, to tell a GL failure from a Vulkan one);
+#   5. benches/torch on the same GPU: nsf.py, ae.py, matmul.py, conv.py, zuko_flows.py (needs zuko: the
 #      staged .whl/zuko-*.whl, else skipped with a note), higlow.py (if present);
-#   5. every test binary of `cargo test --no-run` with GFORGE_STRICT=1 (their compile-time paths recreated);
 #   6. the speed examples again on the Vulkan adapter.
 # Every step has its own timeout, every group a cap, the whole run a budget (GPU_CHECK_BUDGET, 450 s), so a
-# hang costs one step; a failure never stops the run. All output goes to $OUT/gpu-report.txt, the headline
+# hang costs one step and starves, at worst, the groups after it (ordered by priority); a failure never stops
+# the run. Expected there: 4 to 6 minutes (a rehearsal at tiny sizes took 75 s on 2 CPU cores). All output goes to $OUT/gpu-report.txt, the headline
 # figures and each step's status to $OUT/gpu-report.json. Exit status 1 if any step failed or timed out.
 #
 # THE DEVICE CALL (run tool), after `tools/gpu-stage.sh` here, in the checkout that `run` sends:
@@ -18,7 +20,7 @@
 #   carry:     [".gpu", ".gl", ".whl"]      (".whl" only if gpu-stage.sh fetched zuko)
 #   timeout_s: 540
 # On the warm machine (30 s after a call) a part can be rerun at once, e.g. `bash tools/gpu-check.sh
-# selftest tests`; groups: devices selftest cuda torch tests vulkan (devices always runs: the others need it).
+# selftest tests`; groups: devices selftest cuda tests torch vulkan (devices always runs: the others need it).
 #
 # Rehearsal on a machine without a GPU (lavapipe for Vulkan; CUDA steps report the missing driver and are
 # skipped; the CUDA and torch steps run on the CPU instead at tiny sizes, to exercise their command lines):
@@ -40,7 +42,7 @@ SLOW="${GPU_CHECK_SLOW:-1}"  # multiplies every step timeout and group cap (a re
 T0=$(date +%s)
 X="$WORK/x"                  # the unpacked binaries: $X/bin, $X/examples, $X/tests
 RESULTS="$WORK/results.tsv"  # group, name, status, rc, seconds, note (one row per step)
-GROUPS_WANTED=" ${*:-devices selftest cuda torch tests vulkan} devices "
+GROUPS_WANTED=" ${*:-devices selftest cuda tests torch vulkan} devices "
 
 now() { date +%s; }
 left() { echo $((BUDGET - ($(now) - T0))); }
@@ -501,8 +503,8 @@ main() {
   devices
   want selftest && selftest
   want cuda && cuda_examples
-  want torch && torch_benches
   want tests && tests
+  want torch && torch_benches
   want vulkan && vulkan_examples
   summary
   ! cut -f3 "$RESULTS" | grep -qxE 'FAIL|TIMEOUT'
