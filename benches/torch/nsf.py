@@ -13,7 +13,7 @@ kernels/README.md ("spline"). Model (shared/REFERENCE.md section 1):
   Spline: K = `--bins` (10) bins on [-3, 3], identity outside, min bin width/height/derivative 1e-3,
   edge derivatives 1. Loss -mean(log N(z) + logdet).
 
-Measures, on this CPU:
+Measures, on this CPU (or on `--device cuda`, with the timers read after torch.cuda.synchronize):
   train:  stars/s of forward + backward + RAdam step (lr 9e-5), batch 1024, random N(0, 1) stars and
           N(0, 1) conditions (a pool of 8 pre-drawn batches, cycled), after `--warmup` untimed steps;
           stars/s = batch * steps / time.
@@ -217,7 +217,7 @@ class NSFlow(nn.Module):
         out = []
         for s in range(0, n, chunk):
             m = min(chunk, n - s)
-            z = torch.randn(m, self.dim)
+            z = torch.randn(m, self.dim, device=c_row.device)
             out.append(self.inverse(z, c_row.expand(m, -1))[0])
         return torch.cat(out)
 
@@ -301,9 +301,17 @@ def run_check(args):
 # ----------------------------------------------------------------------------------------------------
 # Benchmarks
 # ----------------------------------------------------------------------------------------------------
+def sync(dev):
+    """Waits for queued GPU work, so that a timer read afterwards covers it."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def bench_train(model, args):
+    dev = torch.device(args.device)
     opt = torch.optim.RAdam(model.parameters(), lr=9e-5)
-    pool = [(torch.randn(args.batch, 10), torch.randn(args.batch, args.conditions)) for _ in range(8)]
+    pool = [(torch.randn(args.batch, 10, device=dev), torch.randn(args.batch, args.conditions, device=dev))
+            for _ in range(8)]
 
     def step(i):
         x, c = pool[i % len(pool)]
@@ -315,20 +323,25 @@ def bench_train(model, args):
 
     for i in range(args.warmup):
         step(i)
+    sync(dev)
     t = time.perf_counter()
     for i in range(args.train_steps):
         loss = step(i)
+    sync(dev)
     dt = time.perf_counter() - t
     return dt, loss.item()
 
 
 def bench_sample(model, args):
-    c_row = torch.randn(args.conditions)
+    dev = torch.device(args.device)
+    c_row = torch.randn(args.conditions, device=dev)
     model.set_cond_once(args.cond_once)
     with torch.no_grad():
         model.sample(min(1024, args.sample_stars), c_row)  # warm-up
+        sync(dev)
         t = time.perf_counter()
         x = model.sample(args.sample_stars, c_row)
+        sync(dev)
         dt = time.perf_counter() - t
     model.set_cond_once(False)
     return dt, bool(torch.isfinite(x).all())
@@ -348,6 +361,7 @@ def main():
                     help="sampling: run net_cond once per chunk on the single condition and broadcast "
                          "(GalacticFlow runs it on the repeated condition, the default here)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="torch device of the benchmarks (cpu, cuda, cuda:N)")
     ap.add_argument("--json", action="store_true", help="print one JSON line of results")
     ap.add_argument("--check", action="store_true", help="run the correctness checks and exit")
     args = ap.parse_args()
@@ -357,8 +371,9 @@ def main():
         sys.exit(run_check(args))
 
     torch.manual_seed(args.seed)
-    model = NSFlow(10, args.conditions, args.layers, args.bins)
-    res = {"bench": "nsf", "impl": f"pytorch {torch.__version__}", "threads": torch.get_num_threads(),
+    model = NSFlow(10, args.conditions, args.layers, args.bins).to(args.device)
+    res = {"bench": "nsf", "impl": f"pytorch {torch.__version__}", "device": args.device,
+           "threads": torch.get_num_threads(),
            "conditions": args.conditions, "batch": args.batch, "layers": args.layers, "bins": args.bins,
            "params": n_params(model), "free_params": n_free_params(model)}
     if args.train_steps > 0:
@@ -372,7 +387,7 @@ def main():
     if args.json:
         print(json.dumps(res))
     else:
-        print(f"pytorch {torch.__version__} cpu ({res['threads']} threads) NSF {args.layers} layers, "
+        print(f"pytorch {torch.__version__} {args.device} ({res['threads']} threads) NSF {args.layers} layers, "
               f"K={args.bins}, {args.conditions} conditions: {res['params']} parameters "
               f"({res['free_params']} free; L, U stored as full {10}x{10})")
         if "train_s" in res:

@@ -86,17 +86,25 @@ def n_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def sync(dev):
+    """Waits for queued GPU work, so that a timer read afterwards covers it."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def bench(name, args):
     torch.manual_seed(args.seed)
-    model = build(name, args.context, args)
+    dev = torch.device(args.device)
+    model = build(name, args.context, args).to(dev)
     res = {"bench": f"zuko_{name}", "impl": f"pytorch {torch.__version__} zuko {zuko.__version__}",
-           "threads": torch.get_num_threads(), "features": FEATURES, "context": args.context,
+           "device": args.device, "threads": torch.get_num_threads(), "features": FEATURES, "context": args.context,
            "transforms": args.transforms, "hidden": list(args.hidden), "params": n_params(model)}
     if name == "nsf":
         res["bins"] = args.bins
     if args.train_steps > 0:
         opt = make_opt(model, args)
-        pool = [(torch.randn(args.batch, FEATURES), torch.randn(args.batch, args.context)) for _ in range(8)]
+        pool = [(torch.randn(args.batch, FEATURES, device=dev), torch.randn(args.batch, args.context, device=dev))
+                for _ in range(8)]
 
         def step(i):
             x, c = pool[i % len(pool)]
@@ -108,18 +116,22 @@ def bench(name, args):
 
         for i in range(args.warmup):
             step(i)
+        sync(dev)
         t = time.perf_counter()
         for i in range(args.train_steps):
             loss = step(i)
+        sync(dev)
         dt = time.perf_counter() - t
         res.update(optim=args.optim, batch=args.batch, train_steps=args.train_steps, train_s=dt,
                    train_stars_per_s=args.batch * args.train_steps / dt, final_loss=loss.item())
     if args.sample_stars > 0:
-        c_row = torch.randn(args.context)
+        c_row = torch.randn(args.context, device=dev)
         with torch.no_grad():
             sample(model, min(1024, args.sample_stars), c_row)  # warm-up
+            sync(dev)
             t = time.perf_counter()
             x = sample(model, args.sample_stars, c_row)
+            sync(dev)
             dt = time.perf_counter() - t
         res.update(sample_stars=args.sample_stars, sample_s=dt, sample_stars_per_s=args.sample_stars / dt,
                    sample_chunk=CHUNK, sample_finite=bool(torch.isfinite(x).all()))
@@ -215,6 +227,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample-stars", type=int, default=300_000, help="0: skip")
     ap.add_argument("--json", action="store_true", help="print one JSON line per flow")
+    ap.add_argument("--device", default="cpu", help="torch device of speed mode (cpu, cuda, cuda:N)")
     # fit mode
     ap.add_argument("--fit", metavar="DATA.npy")
     ap.add_argument("--cond", metavar="COND.npy")
@@ -242,7 +255,7 @@ def main():
         if args.json:
             print(json.dumps(res))
         else:
-            line = f"{res['impl']} cpu ({res['threads']} threads) {name} ({res['params']} parameters, " \
+            line = f"{res['impl']} {args.device} ({res['threads']} threads) {name} ({res['params']} parameters, " \
                    f"context {args.context}):"
             if "train_s" in res:
                 line += f" train {res['train_stars_per_s']:.0f} stars/s ({args.optim}, batch {args.batch})"
