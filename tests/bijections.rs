@@ -1,45 +1,18 @@
 //! Every bijection: inverse(forward(x)) = x, and its log-determinant against a brute-force Jacobian
 //! (the full Jacobian of the output, row by row through autodiff, whose rules tests/gradcheck.rs checks
 //! against finite differences; its log|det| in f64 by Gaussian elimination). On the CPU and every WGPU adapter.
+mod common;
+
+use common::{devices, log_abs_det};
 use galactic_forge::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig, Sospf, SospfConfig};
 use galactic_forge::nn::LuLinear;
 use galactic_forge::ops::spline::SplineCfg;
-use galactic_forge::{backend, backward, no_grad, Device, Tensor};
+use galactic_forge::{backward, no_grad, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-fn devices() -> Vec<Device> {
-    let mut v = vec![Device::Cpu];
-    let (infos, _) = backend::list_devices();
-    for i in infos.iter().filter(|i| i.spec.starts_with("wgpu")) {
-        v.push(Device::parse(&i.spec).unwrap());
-    }
-    v
-}
-
 fn uniform(n: usize, lo: f32, hi: f32, rng: &mut StdRng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
-}
-
-/// log|det| of a row-major d x d matrix, in f64 (partial pivoting).
-fn log_abs_det(m: &[f64], d: usize) -> f64 {
-    let mut a = m.to_vec();
-    let mut acc = 0.0;
-    for c in 0..d {
-        let p = (c..d).max_by(|&i, &j| a[i * d + c].abs().total_cmp(&a[j * d + c].abs())).unwrap();
-        for k in 0..d {
-            a.swap(c * d + k, p * d + k);
-        }
-        let piv = a[c * d + c];
-        acc += piv.abs().ln();
-        for r in c + 1..d {
-            let f = a[r * d + c] / piv;
-            for k in c..d {
-                a[r * d + k] -= f * a[c * d + k];
-            }
-        }
-    }
-    acc
 }
 
 /// Per-row Jacobians dz/dx [B][D*D] of a row-wise map, one backward pass per output column.

@@ -2,47 +2,17 @@
 //! log-determinant against a brute-force Jacobian (rows by autodiff, whose rules tests/gradcheck.rs checks
 //! against finite differences; log|det| in f64), on the CPU and every WGPU adapter; and the model's density
 //! integrates to 1 (importance sampling at 4 dimensions).
+mod common;
+
+use common::{devices, log_abs_det};
 use galactic_forge::models::{CondGlow, GlowConfig, GlowPrior};
 use galactic_forge::nn::{ActNorm, CondActNorm, CondAffineCoupling, InvConv1x1, Module};
-use galactic_forge::{backend, backward, no_grad, Device, Tensor};
+use galactic_forge::{backward, no_grad, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-fn devices() -> Vec<Device> {
-    let mut v = vec![Device::Cpu];
-    let (infos, _) = backend::list_devices();
-    for i in infos.iter().filter(|i| i.spec.starts_with("wgpu")) {
-        v.push(Device::parse(&i.spec).unwrap());
-    }
-    if std::env::var("GFORGE_STRICT").is_ok_and(|s| s == "1") {
-        assert!(v.len() > 1, "GFORGE_STRICT=1 but no WGPU adapter");
-    }
-    v
-}
-
 fn uniform(n: usize, lo: f32, hi: f32, rng: &mut StdRng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
-}
-
-/// log|det| of a row-major d x d matrix in f64 (partial pivoting).
-fn log_abs_det(m: &[f64], d: usize) -> f64 {
-    let mut a = m.to_vec();
-    let mut acc = 0.0;
-    for c in 0..d {
-        let p = (c..d).max_by(|&i, &j| a[i * d + c].abs().total_cmp(&a[j * d + c].abs())).unwrap();
-        for k in 0..d {
-            a.swap(c * d + k, p * d + k);
-        }
-        let piv = a[c * d + c];
-        acc += piv.abs().ln();
-        for r in c + 1..d {
-            let f = a[r * d + c] / piv;
-            for k in c..d {
-                a[r * d + k] -= f * a[c * d + k];
-            }
-        }
-    }
-    acc
 }
 
 /// Per-sample Jacobians [B][D*D] of a map of x [B, ..] (D values per sample) to z [B, D], one backward

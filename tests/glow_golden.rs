@@ -4,11 +4,14 @@
 //! loaded by name (a name missing from the fixture, or a fixture name the model lacks, fails), then on the CPU
 //! and every WGPU adapter: log p(x | c) per map, encode's latents, decode(fixed latents) and d sum(log p) /
 //! d parameter must match PyTorch to TOL in relative norm (per tensor; both sides compute in f32).
+mod common;
+
+use common::devices;
 use galactic_forge::io::read_npz_f32;
 use galactic_forge::models::{CondGlow, GlowConfig, GlowPrior};
 use galactic_forge::nn::Module;
 use galactic_forge::selftest::rel_err;
-use galactic_forge::{backend, backward, no_grad, Device, Tensor};
+use galactic_forge::{backward, no_grad, Device, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -24,18 +27,6 @@ fn fixture(case: &str) -> Arrays {
         .into_iter()
         .map(|(k, a)| (k, (a.shape().to_vec(), a.iter().copied().collect())))
         .collect()
-}
-
-fn devices() -> Vec<Device> {
-    let mut v = vec![Device::Cpu];
-    let (infos, _) = backend::list_devices();
-    for i in infos.iter().filter(|i| i.spec.starts_with("wgpu")) {
-        v.push(Device::parse(&i.spec).unwrap());
-    }
-    if std::env::var("GFORGE_STRICT").is_ok_and(|s| s == "1") {
-        assert!(v.len() > 1, "GFORGE_STRICT=1 but no WGPU adapter");
-    }
-    v
 }
 
 struct Case {

@@ -3,7 +3,9 @@
 //! run on the CPU and on every WGPU adapter; the autoencoder's outer layers at full size (448 x 448) on the CPU,
 //! with inputs from the same formula as the script and outputs compared at sampled positions and by their sum
 //! of squares. Relative errors stay under 1e-5: both sides sum the same f32 products in different orders.
-use galactic_forge::backend::wgpu;
+mod common;
+
+use common::devices;
 use galactic_forge::selftest::rel_err;
 use galactic_forge::{backward, Device, Tensor};
 use std::path::PathBuf;
@@ -21,14 +23,6 @@ fn load(name: &str, dev: &Device) -> Option<Tensor> {
 
 fn vals(name: &str) -> Vec<f32> {
     load(name, &Device::Cpu).unwrap_or_else(|| panic!("missing fixture {name}")).to_vec().unwrap()
-}
-
-fn devices() -> Vec<Device> {
-    let mut v = vec![Device::Cpu];
-    if let Ok(list) = wgpu::list() {
-        v.extend((0..list.len()).filter_map(|i| Device::parse(&format!("wgpu:{i}")).ok()));
-    }
-    v
 }
 
 fn show(errs: &[(&str, f64)]) -> String {

@@ -1,5 +1,5 @@
-//! Helpers the integration tests share: run the `gforge` binary, make a scratch folder, and check that bad
-//! input gets one clear error line. (Each test file uses a subset, hence the allow.)
+//! Helpers the integration tests share: run the `gforge` binary, make a scratch folder, check that bad
+//! input gets one clear error line, list the devices a device test must cover, and a brute-force log|det|. (Each test file uses a subset, hence the allow.)
 #![allow(dead_code)]
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,4 +30,40 @@ pub fn assert_clear_error(args: &[&str], what: &str) {
     assert_eq!(lines.len(), 1, "{args:?}: {err}");
     assert!(lines[0].contains(what), "{args:?}: expected '{what}' in {err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The CPU and every WGPU adapter; with GFORGE_STRICT=1 (CI) a machine without an adapter fails instead of
+/// silently testing the CPU alone.
+pub fn devices() -> Vec<galactic_forge::Device> {
+    use galactic_forge::{backend, Device};
+    let mut v = vec![Device::Cpu];
+    let (infos, _) = backend::list_devices();
+    for i in infos.iter().filter(|i| i.spec.starts_with("wgpu")) {
+        v.push(Device::parse(&i.spec).unwrap());
+    }
+    if std::env::var("GFORGE_STRICT").is_ok_and(|s| s == "1") {
+        assert!(v.len() > 1, "GFORGE_STRICT=1 but no WGPU adapter");
+    }
+    v
+}
+
+/// log|det| of a row-major d x d matrix in f64 (Gaussian elimination with partial pivoting).
+pub fn log_abs_det(m: &[f64], d: usize) -> f64 {
+    let mut a = m.to_vec();
+    let mut acc = 0.0;
+    for c in 0..d {
+        let p = (c..d).max_by(|&i, &j| a[i * d + c].abs().total_cmp(&a[j * d + c].abs())).unwrap();
+        for k in 0..d {
+            a.swap(c * d + k, p * d + k);
+        }
+        let piv = a[c * d + c];
+        acc += piv.abs().ln();
+        for r in c + 1..d {
+            let f = a[r * d + c] / piv;
+            for k in c..d {
+                a[r * d + k] -= f * a[c * d + k];
+            }
+        }
+    }
+    acc
 }
