@@ -136,7 +136,8 @@ fn cond_glow_matches_pytorch_higlow() {
             let errs = compare(&case, &dev);
             let line = errs.iter().map(|(k, e)| format!("{k} {e:.2e}")).collect::<Vec<_>>().join(", ");
             eprintln!("{} on {dev}: {line}", case.name);
-            if errs.iter().any(|(_, e)| !(*e < TOL)) {
+            // A NaN error fails too.
+            if errs.iter().any(|(_, e)| e.is_nan() || *e >= TOL) {
                 failures.push(format!("{} on {dev}: {line}", case.name));
             }
         }

@@ -91,7 +91,7 @@ impl GlowConfig {
     fn block_shape(&self, b: usize) -> (usize, usize) {
         let squeezes = (b + 1).min(self.blocks);
         // Every squeeze quadruples the channels and every split halves them.
-        (self.channels * 4usize.pow(squeezes as u32) >> b, self.side >> squeezes)
+        ((self.channels * 4usize.pow(squeezes as u32)) >> b, self.side >> squeezes)
     }
 
     /// Trainable parameters of the model this config builds (HIGlow counts w_l, w_u in full).

@@ -97,7 +97,7 @@ pub fn train(
     let meta = GlowMeta {
         glow: cfg.clone(),
         scaling: map_scaling,
-        cond_scaling: data.truth.as_ref().map_or_else(CondScaling::default, |t| t.cond_scaling.clone()),
+        cond_scaling: data.truth.as_ref().map_or_else(CondScaling::default, |t| t.cond_scaling),
         data: serde_json::json!({ "source": data.source, "split": split }),
     };
     let train = hi_set(&data.maps, &train_idx, &meta.scaling, &meta.cond_scaling);

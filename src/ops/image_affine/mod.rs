@@ -72,7 +72,8 @@ impl Tensor {
         let (batch, c, hw) = (s[0], s[1], s[2] * s[3]);
         let (pass, kind_id, r_off, t_off, lo, hi) = match kind {
             AffineKind::Injector { lo, hi } => {
-                if !(lo <= hi) {
+                // Written so that a NaN bound is refused too.
+                if lo.is_nan() || hi.is_nan() || lo > hi {
                     return Err(Error::Usage(format!("image_affine: clamp [{lo}, {hi}] is empty")));
                 }
                 (0, 0u32, c, 0, lo, hi)
