@@ -297,6 +297,16 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
+/// ||a - b|| / max(||b||, floor) in f64 (NaN anywhere, or different lengths, give NaN: it never passes).
+fn grad_err(a: &[f32], b: &[f32], floor: f64) -> f64 {
+    if a.len() != b.len() || a.iter().chain(b).any(|v| !v.is_finite()) {
+        return f64::NAN;
+    }
+    let diff = a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>().sqrt();
+    let norm = b.iter().map(|&y| f64::from(y).powi(2)).sum::<f64>().sqrt();
+    diff / norm.max(floor)
+}
+
 /// Output and input gradients of `loss = sum(f(x) * w)` on one device.
 pub fn eval(c: &Case, xs: &[Vec<f32>], w: &[f32], device: &Device) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
     let leaves: Vec<Tensor> = xs
@@ -345,7 +355,13 @@ fn compare(c: &Case, device: &Device, rng: &mut StdRng) -> Row {
         let w: Vec<f32> = (0..out_len(c, &xs)?).map(|_| rng.random_range(-1.0..1.0)).collect();
         let (ref_out, ref_g) = eval(c, &xs, &w, &Device::Cpu)?;
         let (out, g) = eval(c, &xs, &w, device)?;
-        let bwd = ref_g.iter().zip(&g).map(|(r, d)| rel_err(d, r)).fold(0.0, f64::max);
+        // An input that gathers many output terms (a broadcast scalar: 533 of them in "minimum (scalar)")
+        // gets a sum of weights of random sign, which now and then cancels to near zero; two summation
+        // orders then differ by f32 rounding far above TOL relative to it (a seed-dependent failure of
+        // earlier sessions). Errors are measured against at least a tenth of such a sum's typical size,
+        // 0.1 sqrt(outputs): a wrong rule errs by O(1) of that size and still fails.
+        let floor = 0.1 * (w.len() as f64).sqrt();
+        let bwd = ref_g.iter().zip(&g).map(|(r, d)| grad_err(d, r, floor)).fold(0.0, f64::max);
         Ok((rel_err(&out, &ref_out), bwd))
     };
     match run() {
