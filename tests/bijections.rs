@@ -3,34 +3,16 @@
 //! against finite differences; its log|det| in f64 by Gaussian elimination). On the CPU and every WGPU adapter.
 mod common;
 
-use common::{devices, log_abs_det};
+use common::{devices, jacobians, log_abs_det};
 use galactic_forge::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig, Sospf, SospfConfig};
 use galactic_forge::nn::LuLinear;
 use galactic_forge::ops::spline::SplineCfg;
-use galactic_forge::{backward, no_grad, Device, Tensor};
+use galactic_forge::{no_grad, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 fn uniform(n: usize, lo: f32, hi: f32, rng: &mut StdRng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
-}
-
-/// Per-row Jacobians dz/dx [B][D*D] of a row-wise map, one backward pass per output column.
-fn jacobians(f: &dyn Fn(&Tensor) -> Tensor, x: &[f32], b: usize, d: usize, dev: &Device) -> Vec<Vec<f64>> {
-    let mut jac = vec![vec![0.0; d * d]; b];
-    for i in 0..d {
-        let xt = Tensor::from_slice(x, &[b, d], dev).unwrap().requires_grad();
-        let z = f(&xt);
-        let pick: Vec<f32> = (0..b * d).map(|k| if k % d == i { 1.0 } else { 0.0 }).collect();
-        let loss = z.mul(&Tensor::from_slice(&pick, &[b, d], dev).unwrap()).unwrap().sum_all().unwrap();
-        let g = backward(&loss).unwrap().get(&xt).unwrap().to_vec().unwrap();
-        for r in 0..b {
-            for j in 0..d {
-                jac[r][i * d + j] = f64::from(g[r * d + j]);
-            }
-        }
-    }
-    jac
 }
 
 #[test]
@@ -123,7 +105,7 @@ fn check_flow(flow: &dyn Flow, dev: &Device, rng: &mut StdRng, amp: f32, inv_tol
     let back = flow.inverse(&z, &c).unwrap().to_vec().unwrap();
     let e = galactic_forge::selftest::rel_err(&back, &x);
     assert!(e < inv_tol, "{dev}: inverse(forward(x)) relative error {e}");
-    let jac = jacobians(&|xt| flow.forward(xt, &c).unwrap().0, &x, b, d, dev);
+    let jac = jacobians(&|xt| flow.forward(xt, &c).unwrap().0, &x, &[b, d], dev);
     let ld = ld.to_vec().unwrap();
     for r in 0..b {
         let brute = log_abs_det(&jac[r], d);
@@ -244,7 +226,7 @@ fn coupling_inverts_and_log_det_matches_brute_force_jacobian() {
                 let e = galactic_forge::selftest::rel_err(&xb.to_vec().unwrap(), &x);
                 assert!(e < 1e-5, "{dev} {kind:?} dense {dense}: inverse(forward(x)) relative error {e}");
                 let (ld, ldi) = (ld.to_vec().unwrap(), ldi.to_vec().unwrap());
-                let jac = jacobians(&|xt| xt.coupling(&th, &m, kind, false).unwrap().0, &x, b, d, &dev);
+                let jac = jacobians(&|xt| xt.coupling(&th, &m, kind, false).unwrap().0, &x, &[b, d], &dev);
                 for r in 0..b {
                     let brute = log_abs_det(&jac[r], d);
                     assert!(
@@ -279,7 +261,7 @@ fn softclip_inverts_saturates_and_log_det_matches_brute_force_jacobian() {
         for i in 0..b * d {
             assert!((ld[i] + ldi[i]).abs() < 1e-5 * (1.0 + ld[i].abs()), "{dev}: {} {}", ld[i], ldi[i]);
         }
-        let jac = jacobians(&|xt| xt.softclip(bound, false).unwrap().0, &x, b, d, &dev);
+        let jac = jacobians(&|xt| xt.softclip(bound, false).unwrap().0, &x, &[b, d], &dev);
         for r in 0..b {
             let brute = log_abs_det(&jac[r], d);
             let sum: f64 = ld[r * d..(r + 1) * d].iter().map(|&v| f64::from(v)).sum();
@@ -307,7 +289,7 @@ fn lu_weight_log_det_matches_brute_force_jacobian() {
         lu.upper.set(Tensor::from_vec(uniform(d * d, -0.5, 0.5, &mut rng), &[d, d], &dev).unwrap());
         let ld = f64::from(lu.weight_and_logdet().unwrap().1.item().unwrap());
         let x = uniform(4 * d, -2.0, 2.0, &mut rng);
-        let jac = jacobians(&|xt| lu.forward(xt).unwrap().0, &x, 4, d, &dev);
+        let jac = jacobians(&|xt| lu.forward(xt).unwrap().0, &x, &[4, d], &dev);
         for (r, j) in jac.iter().enumerate() {
             let brute = log_abs_det(j, d);
             assert!((brute - ld).abs() < 1e-4 * (1.0 + brute.abs()), "{dev} row {r}: {ld} vs {brute}");

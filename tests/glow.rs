@@ -4,36 +4,15 @@
 //! integrates to 1 (importance sampling at 4 dimensions).
 mod common;
 
-use common::{devices, log_abs_det};
+use common::{devices, jacobians, log_abs_det};
 use galactic_forge::models::{CondGlow, GlowConfig, GlowPrior};
 use galactic_forge::nn::{ActNorm, CondActNorm, CondAffineCoupling, InvConv1x1, Module};
-use galactic_forge::{backward, no_grad, Device, Tensor};
+use galactic_forge::{no_grad, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 fn uniform(n: usize, lo: f32, hi: f32, rng: &mut StdRng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
-}
-
-/// Per-sample Jacobians [B][D*D] of a map of x [B, ..] (D values per sample) to z [B, D], one backward
-/// pass per output coordinate.
-fn jacobians(f: &dyn Fn(&Tensor) -> Tensor, x: &[f32], shape: &[usize], dev: &Device) -> Vec<Vec<f64>> {
-    let b = shape[0];
-    let d = x.len() / b;
-    let mut jac = vec![vec![0.0; d * d]; b];
-    for i in 0..d {
-        let xt = Tensor::from_slice(x, shape, dev).unwrap().requires_grad();
-        let z = f(&xt);
-        let pick: Vec<f32> = (0..b * d).map(|k| if k % d == i { 1.0 } else { 0.0 }).collect();
-        let loss = z.mul(&Tensor::from_slice(&pick, &[b, d], dev).unwrap()).unwrap().sum_all().unwrap();
-        let g = backward(&loss).unwrap().get(&xt).unwrap().to_vec().unwrap();
-        for r in 0..b {
-            for j in 0..d {
-                jac[r][i * d + j] = f64::from(g[r * d + j]);
-            }
-        }
-    }
-    jac
 }
 
 /// Moves every parameter away from its (often zero, so identity-like) initial value.

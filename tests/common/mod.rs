@@ -1,5 +1,6 @@
 //! Helpers the integration tests share: run the `gforge` binary, make a scratch folder, check that bad
-//! input gets one clear error line, list the devices a device test must cover, and a brute-force log|det|. (Each test file uses a subset, hence the allow.)
+//! input gets one clear error line, list the devices a device test must cover, and brute-force Jacobians
+//! with their log|det|. (Each test file uses a subset, hence the allow.)
 #![allow(dead_code)]
 use std::path::PathBuf;
 use std::process::Command;
@@ -66,4 +67,31 @@ pub fn log_abs_det(m: &[f64], d: usize) -> f64 {
         }
     }
     acc
+}
+
+/// Per-sample Jacobians [B][D*D] of a map of x (shape [B, ..], D values per sample) to z [B, D], one backward
+/// pass per output coordinate.
+pub fn jacobians(
+    f: &dyn Fn(&galactic_forge::Tensor) -> galactic_forge::Tensor,
+    x: &[f32],
+    shape: &[usize],
+    dev: &galactic_forge::Device,
+) -> Vec<Vec<f64>> {
+    use galactic_forge::{backward, Tensor};
+    let b = shape[0];
+    let d = x.len() / b;
+    let mut jac = vec![vec![0.0; d * d]; b];
+    for i in 0..d {
+        let xt = Tensor::from_slice(x, shape, dev).unwrap().requires_grad();
+        let z = f(&xt);
+        let pick: Vec<f32> = (0..b * d).map(|k| if k % d == i { 1.0 } else { 0.0 }).collect();
+        let loss = z.mul(&Tensor::from_slice(&pick, &[b, d], dev).unwrap()).unwrap().sum_all().unwrap();
+        let g = backward(&loss).unwrap().get(&xt).unwrap().to_vec().unwrap();
+        for r in 0..b {
+            for j in 0..d {
+                jac[r][i * d + j] = f64::from(g[r * d + j]);
+            }
+        }
+    }
+    jac
 }
