@@ -615,6 +615,11 @@ enum GlowCmd {
         /// Gradient-norm clip (0: none).
         #[arg(long, default_value_t = 2.0)]
         clip: f32,
+        /// Learning-rate schedule: plateau (HIGlow's ReduceLROnPlateau) or cosine (to --min-lr at the end).
+        #[arg(long, default_value = "plateau")]
+        schedule: String,
+        #[arg(long, default_value_t = GlowTrainConfig::default().min_lr)]
+        min_lr: f32,
         #[arg(long)]
         no_augment: bool,
         /// Fraction of the parameter sets held out.
@@ -704,6 +709,8 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
             batch,
             lr,
             clip,
+            schedule,
+            min_lr,
             no_augment,
             val_fraction,
             seed,
@@ -741,6 +748,8 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
                 batch,
                 lr,
                 clip: (clip > 0.0).then_some(clip),
+                schedule: schedule.parse()?,
+                min_lr,
                 augment: !no_augment,
                 seed,
                 ..GlowTrainConfig::default()

@@ -6,4 +6,4 @@ mod schedule;
 
 pub use adam::{Adam, AdamConfig, AdamKind};
 pub use clip::clip_grad_norm;
-pub use schedule::{ExponentialLr, ReduceOnPlateau};
+pub use schedule::{CosineLr, ExponentialLr, ReduceOnPlateau};

@@ -34,6 +34,24 @@ impl ExponentialLr {
     }
 }
 
+/// Cosine annealing (torch.optim.lr_scheduler.CosineAnnealingLR, no restarts), per batch: from `lr0` at
+/// step 0 to `min_lr` at step `total`, flat after. A stateless function of the step, so resuming needs
+/// nothing but the step count.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CosineLr {
+    pub lr0: f32,
+    pub min_lr: f32,
+    pub total: u64,
+}
+
+impl CosineLr {
+    pub fn at(&self, step: u64) -> f32 {
+        let t = step.min(self.total) as f64 / self.total.max(1) as f64;
+        (f64::from(self.min_lr) + 0.5 * f64::from(self.lr0 - self.min_lr) * (1.0 + (std::f64::consts::PI * t).cos()))
+            as f32
+    }
+}
+
 /// torch.optim.lr_scheduler.ReduceLROnPlateau in 'min' mode with a relative threshold.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ReduceOnPlateau {
@@ -64,5 +82,19 @@ impl ReduceOnPlateau {
             }
         }
         self.lr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_runs_from_lr0_to_min_and_stays() {
+        let c = CosineLr { lr0: 1e-3, min_lr: 1e-5, total: 100 };
+        assert_eq!(c.at(0), 1e-3);
+        assert!((c.at(50) - 0.5 * (1e-3 + 1e-5)).abs() < 1e-9);
+        assert!((c.at(100) - 1e-5).abs() < 1e-10 && c.at(1000) == c.at(100));
+        assert!((1..=100).all(|s| c.at(s) < c.at(s - 1)), "strictly decreasing to the end");
     }
 }

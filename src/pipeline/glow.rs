@@ -11,7 +11,7 @@ use crate::data::hi_maps::{augment, CondScaling, HiMaps, MapScaling};
 use crate::error::{Error, Result};
 use crate::models::{CondGlow, GlowConfig};
 use crate::nn::Module;
-use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamKind, ReduceOnPlateau};
+use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamKind, CosineLr, ReduceOnPlateau};
 use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -50,7 +50,10 @@ pub struct GlowTrainConfig {
     pub lr: f32,
     /// Gradient-norm clipping, if set.
     pub clip: Option<f32>,
-    /// ReduceLROnPlateau on the training loss.
+    /// How the learning rate moves: HIGlow's plateau rule, or a cosine down to `min_lr` over the run.
+    #[serde(default)]
+    pub schedule: LrSchedule,
+    /// ReduceLROnPlateau on the training loss (schedule `plateau`).
     pub patience: u32,
     pub factor: f32,
     pub min_lr: f32,
@@ -67,6 +70,7 @@ impl Default for GlowTrainConfig {
             batch: 64,
             lr: 3e-4,
             clip: Some(2.0),
+            schedule: LrSchedule::Plateau,
             patience: 10,
             factor: 0.8,
             min_lr: 1e-5,
@@ -76,7 +80,35 @@ impl Default for GlowTrainConfig {
     }
 }
 
+/// Learning-rate schedules of Glow training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// ReduceLROnPlateau (patience, factor, min_lr) on the epoch's training loss, as HIGlow.
+    #[default]
+    Plateau,
+    /// Cosine annealing per batch from `lr` to `min_lr` at the last epoch: a short run ends on small steps,
+    /// which its last epochs' noise in how the density moves with the parameters needs.
+    Cosine,
+}
+
+impl std::str::FromStr for LrSchedule {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "plateau" => Ok(LrSchedule::Plateau),
+            "cosine" => Ok(LrSchedule::Cosine),
+            _ => Err(Error::Usage(format!("unknown learning-rate schedule '{s}' (plateau or cosine)"))),
+        }
+    }
+}
+
 impl GlowTrainConfig {
+    /// The learning rate after `step` batches of `steps_per_epoch`, for the cosine schedule.
+    fn cosine(&self, steps_per_epoch: usize) -> CosineLr {
+        CosineLr { lr0: self.lr, min_lr: self.min_lr, total: (self.epochs * steps_per_epoch) as u64 }
+    }
+
     fn validate(&self) -> Result<()> {
         let ok = self.batch > 0
             && self.lr.is_finite()
@@ -230,7 +262,9 @@ pub fn train(
         ck.restore(ckpt, &all, dev)?;
         state = serde_json::from_value(ck.config["state"].clone()).map_err(|e| bad(&format!("training state: {e}")))?;
         opt.load_state(&ck, state.step, dev)?;
-        opt.set_lr(state.plateau.lr);
+        if tc.schedule == LrSchedule::Plateau {
+            opt.set_lr(state.plateau.lr);
+        }
     }
     let (n, dim, k) = (train.len(), train.dim, train.cond_dim);
     let side = cfg.side;
@@ -245,6 +279,9 @@ pub fn train(
         let t0 = Instant::now();
         let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         for chunk in order.chunks(tc.batch) {
+            if tc.schedule == LrSchedule::Cosine {
+                opt.set_lr(tc.cosine(n.div_ceil(tc.batch)).at(state.step));
+            }
             // Augmentation on the host, seeded by the step, so a resumed run draws the same shifts and flips.
             let mut rng = rand::rngs::StdRng::seed_from_u64(tc.seed ^ state.step.wrapping_mul(0xD1B5_4A32_D192_ED03));
             let mut xb = Vec::with_capacity(chunk.len() * dim);
@@ -281,8 +318,14 @@ pub fn train(
         bar.finish_and_clear();
         let seconds = t0.elapsed().as_secs_f64();
         let train_nll = loss_sum / seen.max(1) as f64;
-        let lr = state.plateau.step(train_nll as f32);
-        opt.set_lr(lr);
+        let lr = match tc.schedule {
+            LrSchedule::Plateau => {
+                let lr = state.plateau.step(train_nll as f32);
+                opt.set_lr(lr);
+                lr
+            }
+            LrSchedule::Cosine => tc.cosine(n.div_ceil(tc.batch)).at(state.step),
+        };
         let log = GlowEpochLog {
             epoch: epoch + 1,
             steps: state.step,
