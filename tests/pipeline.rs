@@ -162,6 +162,22 @@ fn sampling_streams_reproducibly_in_physical_units() {
         &["flow", "sample", "--model", ckp, "--condition", "1,2", "--stars", "5", "--device", "cpu"],
         "4 finite values",
     );
+    // A full disk (a file-size limit, with SIGXFSZ ignored so the write fails with EFBIG instead of killing
+    // the process): one clear error naming the file, the previous samples intact, no temporary left behind.
+    let before = std::fs::read(&a).unwrap();
+    let cmd = format!(
+        "trap '' XFSZ; ulimit -f 64; exec '{}' flow sample --model '{ckp}' --galaxy g003 --stars 200000 --out '{}' --device cpu",
+        env!("CARGO_BIN_EXE_gforge"),
+        a.display()
+    );
+    let out = std::process::Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "sampling past the file-size limit succeeded");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("gforge:")).collect();
+    assert!(lines.len() == 1 && lines[0].contains("a.npy") && !err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(&a).unwrap(), before, "a failed write damaged the previous file");
+    let left: Vec<_> = std::fs::read_dir(&data).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().contains(".tmp")), "temporary left behind: {left:?}");
     let corrupt = data.join("corrupt.npz");
     std::fs::write(&corrupt, &std::fs::read(&ck).unwrap()[..300]).unwrap();
     assert_clear_error(
