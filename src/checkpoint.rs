@@ -24,6 +24,17 @@ fn ck(path: &Path, msg: impl Into<String>) -> Error {
     Error::Checkpoint { path: path.display().to_string(), msg: msg.into() }
 }
 
+/// Every entry of the archive carries a CRC-32 of its bytes that the zip reader checks once the entry is
+/// read to its end: a flipped bit anywhere in the data is caught here, not only a truncation.
+fn unreadable(path: &Path, entry: &str, e: impl std::fmt::Display) -> Error {
+    let e = e.to_string();
+    if e.contains("checksum") {
+        ck(path, format!("entry '{entry}' is damaged: its CRC-32 checksum does not match its bytes"))
+    } else {
+        ck(path, format!("entry '{entry}' is unreadable (truncated?): {e}"))
+    }
+}
+
 /// Writes `vars` (by name) and `config` to `path` atomically.
 pub fn save(path: &Path, vars: &[Var], config: &serde_json::Value) -> Result<()> {
     let mut arrays = Vec::with_capacity(vars.len());
@@ -60,15 +71,13 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         if key == CONFIG {
             let bytes = z
                 .by_name::<OwnedRepr<u8>, IxDyn>(&name)
-                .map_err(|e| ck(path, format!("entry '{CONFIG}' is unreadable: {e}")))?;
+                .map_err(|e| unreadable(path, CONFIG, e))?;
             let v: serde_json::Value = serde_json::from_slice(bytes.as_slice().unwrap_or(&[]))
                 .map_err(|e| ck(path, format!("entry '{CONFIG}' is not valid JSON: {e}")))?;
             config = Some(v);
             continue;
         }
-        let a = z
-            .by_name::<OwnedRepr<f32>, IxDyn>(&name)
-            .map_err(|e| ck(path, format!("entry '{key}' is unreadable (truncated?): {e}")))?;
+        let a = z.by_name::<OwnedRepr<f32>, IxDyn>(&name).map_err(|e| unreadable(path, &key, e))?;
         if let Some(bad) = a.iter().find(|x| !x.is_finite()) {
             return Err(ck(path, format!("entry '{key}' holds a non-finite value ({bad})")));
         }

@@ -54,6 +54,16 @@ fn damaged_or_mismatched_checkpoints_are_refused_by_name() {
     let msg = ck_error(checkpoint::load(&truncated).err().unwrap());
     assert!(msg.contains("truncated") || msg.contains("unreadable"), "{msg}");
 
+    // One flipped bit in a weight's mantissa leaves a finite, plausible value: only the checksum sees it.
+    let needle = 5.5f32.to_le_bytes();
+    let at = bytes.windows(4).position(|w| w == needle).expect("layer0.weight[11] in the file");
+    let mut flipped = bytes.clone();
+    flipped[at] ^= 0x01;
+    let damaged = d.join("flipped.npz");
+    std::fs::write(&damaged, &flipped).unwrap();
+    let msg = ck_error(checkpoint::load(&damaged).err().unwrap());
+    assert!(msg.contains("'layer0.weight'") && msg.contains("checksum"), "{msg}");
+
     let ck = checkpoint::load(&p).unwrap();
     let wrong_shape = vec![Var::new("layer0.weight", Tensor::zeros(&[4, 3], &CPU).unwrap()), vars()[1].clone()];
     let msg = ck_error(ck.restore(&p, &wrong_shape, &CPU).err().unwrap());
