@@ -74,6 +74,11 @@ fn glow_train_sample_eval_infer_and_resume() {
     let a = galactic_forge::io::read_npy_f32(&maps).unwrap();
     assert_eq!(a.shape(), [3, 64, 64]);
     assert!(a.iter().all(|v| v.is_finite() && *v > 0.0), "maps in the data's (linear, positive) units");
+    assert!(!err.contains("warning"), "{err}");
+    let (code, _, err) =
+        gforge(&["glow", "sample", "--model", s(&model), "--condition", "0.7,0.8", "--n", "1", "--out", s(&maps)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: Omega_m = 0.7 is outside the training range"), "{err}");
 
     let ev = d.join("eval");
     let (code, out, err) = gforge(&[

@@ -767,6 +767,7 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
                 return Err(Error::Usage(format!("--condition takes Omega_m,sigma_8, got {} values", condition.len())));
             }
             let (m, meta) = glow::load(&model, &dev)?;
+            meta.cond_scaling.outside([condition[0], condition[1]]).iter().for_each(|w| eprintln!("warning: {w}"));
             let maps = glow::sample_maps(&m, &meta, &[[condition[0], condition[1]]], n, temp, 64, seed, &dev)?;
             let s = m.cfg.side;
             let flat: Vec<f32> = maps.into_iter().flatten().collect();

@@ -361,6 +361,23 @@ impl CondScaling {
     pub fn inverse(&self, c: [f64; 2]) -> [f64; 2] {
         [0, 1].map(|i| (c[i] + 1.0) / 2.0 * (self.hi[i] - self.lo[i]) + self.lo[i])
     }
+
+    /// A warning for each parameter of `p` outside the range the model was trained on (where the flow
+    /// extrapolates and its maps are not to be trusted).
+    pub fn outside(&self, p: [f64; 2]) -> Vec<String> {
+        (0..2)
+            .filter(|&i| !(self.lo[i]..=self.hi[i]).contains(&p[i]))
+            .map(|i| {
+                format!(
+                    "{} = {} is outside the training range [{}, {}]: the flow extrapolates there",
+                    ["Omega_m", "sigma_8"][i],
+                    p[i],
+                    self.lo[i],
+                    self.hi[i]
+                )
+            })
+            .collect()
+    }
 }
 
 /// HIGlow's augmentation (HI_transform): a random cyclic shift along both axes, each in `0..side-1` (numpy's
@@ -391,6 +408,15 @@ pub fn augment(map: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditions_outside_the_training_range_are_named() {
+        let c = CondScaling::default();
+        assert!(c.outside([0.1, 1.0]).is_empty() && c.outside([0.3, 0.8]).is_empty());
+        let w = c.outside([0.7, 0.8]);
+        assert!(w.len() == 1 && w[0].contains("Omega_m = 0.7") && w[0].contains("[0.1, 0.5]"), "{w:?}");
+        assert_eq!(c.outside([0.05, 1.2]).len(), 2);
+    }
 
     fn rng(seed: u64) -> rand::rngs::StdRng {
         rand::rngs::StdRng::seed_from_u64(seed)
