@@ -43,8 +43,7 @@ fn bad_device_names_are_usage_errors() {
 
 #[test]
 fn synth_images_renders_a_png_per_galaxy_and_the_views() {
-    let d = std::env::temp_dir().join(format!("gforge-cli-images-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = common::tmpdir("cli-images");
     let (gal, img) = (d.join("gal"), d.join("img"));
     let (code, _, err) = gforge(&["synth", "galaxies", "--out", gal.to_str().unwrap(), "--galaxies", "3"]);
     assert_eq!(code, 0, "{err}");

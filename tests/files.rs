@@ -1,15 +1,11 @@
 //! Bad files get one clear error, never a panic, and checkpoints are never left damaged.
+mod common;
+
+use common::tmpdir as dir;
 use galactic_forge::{checkpoint, Device, Error, Tensor, Var};
-use std::path::PathBuf;
 
 const CPU: Device = Device::Cpu;
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gforge-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn vars() -> Vec<Var> {
     vec![

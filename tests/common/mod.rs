@@ -15,9 +15,21 @@ pub fn gforge(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// An empty folder of this test process.
+/// An empty folder of this test process: `<temp>/gforge-tests/<pid>/<name>`. The folders of test processes
+/// that have ended are removed first, so runs do not pile up scratch data (a failed run's folder stays
+/// until the next run, for a look).
 pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gforge-test-{name}-{}", std::process::id()));
+    let root = std::env::temp_dir().join("gforge-tests");
+    let me = std::process::id();
+    if std::path::Path::new("/proc/self").exists() {
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let pid = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+            if pid.is_some_and(|p| p != me && !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let d = root.join(me.to_string()).join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
