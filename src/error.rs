@@ -28,6 +28,9 @@ pub enum Error {
     /// Misuse of the API or command line.
     #[error("{0}")]
     Usage(String),
+    /// Training stopped on request (Ctrl-C) after saving a checkpoint at a batch boundary.
+    #[error("interrupted: checkpoint {path} saved after batch {batch} of epoch {epoch}; run the same command with --resume to continue")]
+    Interrupted { path: String, epoch: usize, batch: usize },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

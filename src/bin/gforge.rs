@@ -925,17 +925,29 @@ fn run(cli: Cli) -> Result<bool> {
     }
 }
 
+/// Ctrl-C once: training stops at the next batch boundary with a checkpoint to resume from; twice: at once.
+fn handle_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        if pipeline::interrupt::stop_requested() {
+            std::process::exit(130);
+        }
+        pipeline::interrupt::request_stop();
+        eprintln!("\ngforge: stopping after this batch and saving a checkpoint (Ctrl-C again to quit at once)");
+    });
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    handle_ctrl_c();
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("gforge: {e}");
-            if matches!(e, Error::Usage(_)) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
+            match e {
+                Error::Usage(_) => ExitCode::from(2),
+                Error::Interrupted { .. } => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
             }
         }
     }

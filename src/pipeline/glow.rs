@@ -7,6 +7,7 @@
 use crate::autodiff::{backward, no_grad};
 use crate::backend::Device;
 use crate::checkpoint;
+use super::interrupt;
 use crate::data::hi_maps::{augment, CondScaling, HiMaps, MapScaling};
 use crate::error::{Error, Result};
 use crate::models::{CondGlow, GlowConfig};
@@ -145,6 +146,14 @@ pub struct GlowState {
     pub step: u64,
     pub plateau: ReduceOnPlateau,
     pub history: Vec<GlowEpochLog>,
+    /// Inside an epoch stopped by an interruption: batches done, and their summed loss and maps, so the
+    /// resumed epoch skips them and reports the same mean.
+    #[serde(default)]
+    pub batch: usize,
+    #[serde(default)]
+    pub loss_sum: f64,
+    #[serde(default)]
+    pub seen: usize,
 }
 
 /// What a Glow checkpoint carries besides the weights: the model, how data maps to model units, and the
@@ -250,6 +259,9 @@ pub fn train(
         step: 0,
         plateau: ReduceOnPlateau::new(tc.lr, tc.factor, tc.patience, tc.min_lr),
         history: Vec::new(),
+        batch: 0,
+        loss_sum: 0.0,
+        seen: 0,
     };
     if resume {
         let ck = checkpoint::load(ckpt)?;
@@ -266,6 +278,16 @@ pub fn train(
             opt.set_lr(state.plateau.lr);
         }
     }
+    let save = |state: &GlowState, opt: &Adam| {
+        let mut all = trainable.clone();
+        all.extend(buffers.iter().cloned());
+        all.extend(opt.state_vars());
+        let config = serde_json::json!({
+            "glow": cfg, "scaling": meta.scaling, "cond_scaling": meta.cond_scaling, "data": meta.data,
+            "train": tc, "state": state,
+        });
+        checkpoint::save(ckpt, &all, &config)
+    };
     let (n, dim, k) = (train.len(), train.dim, train.cond_dim);
     let side = cfg.side;
     let scale = 1.0 / dim as f32;
@@ -276,9 +298,15 @@ pub fn train(
             tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ));
         let bar = super::train::epoch_bar(n.div_ceil(tc.batch), epoch, tc.epochs, progress);
+        bar.inc(state.batch as u64);
         let t0 = Instant::now();
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-        for chunk in order.chunks(tc.batch) {
+        let seen_before = state.seen;
+        for chunk in order.chunks(tc.batch).skip(state.batch) {
+            if interrupt::stop_requested() {
+                bar.abandon();
+                save(&state, &opt)?;
+                return Err(interrupt::interrupted(ckpt, epoch + 1, state.batch));
+            }
             if tc.schedule == LrSchedule::Cosine {
                 opt.set_lr(tc.cosine(n.div_ceil(tc.batch)).at(state.step));
             }
@@ -310,14 +338,16 @@ pub fn train(
             }
             opt.step(&grads)?;
             state.step += 1;
-            loss_sum += f64::from(lv) * chunk.len() as f64;
-            seen += chunk.len();
-            bar.set_message(format!("nll {lv:.4} {:.1} maps/s", seen as f64 / t0.elapsed().as_secs_f64().max(1e-9)));
+            state.batch += 1;
+            state.loss_sum += f64::from(lv) * chunk.len() as f64;
+            state.seen += chunk.len();
+            let rate = (state.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("nll {lv:.4} {rate:.1} maps/s"));
             bar.inc(1);
         }
         bar.finish_and_clear();
         let seconds = t0.elapsed().as_secs_f64();
-        let train_nll = loss_sum / seen.max(1) as f64;
+        let train_nll = state.loss_sum / state.seen.max(1) as f64;
         let lr = match tc.schedule {
             LrSchedule::Plateau => {
                 let lr = state.plateau.step(train_nll as f32);
@@ -332,7 +362,7 @@ pub fn train(
             train_nll,
             val_nll: if val.is_empty() { None } else { Some(mean_nll(&model, val, dev)?) },
             lr,
-            maps_per_s: seen as f64 / seconds.max(1e-9),
+            maps_per_s: (state.seen - seen_before) as f64 / seconds.max(1e-9),
             seconds,
         };
         if progress {
@@ -344,14 +374,8 @@ pub fn train(
         }
         state.history.push(log);
         state.epoch += 1;
-        let mut all = trainable.clone();
-        all.extend(buffers.iter().cloned());
-        all.extend(opt.state_vars());
-        let config = serde_json::json!({
-            "glow": cfg, "scaling": meta.scaling, "cond_scaling": meta.cond_scaling, "data": meta.data,
-            "train": tc, "state": state,
-        });
-        checkpoint::save(ckpt, &all, &config)?;
+        (state.batch, state.loss_sum, state.seen) = (0, 0.0, 0);
+        save(&state, &opt)?;
     }
     Ok((model, state))
 }

@@ -9,6 +9,7 @@ pub mod forge;
 pub mod glow;
 pub mod hi_eval;
 pub mod higlow;
+pub mod interrupt;
 pub mod model;
 pub mod prepare;
 pub mod probe;

@@ -1,0 +1,29 @@
+//! Stopping a training run cleanly: the CLI's Ctrl-C handler (or an embedding program) calls
+//! [`request_stop`]; every trainer checks [`stop_requested`] at each batch boundary, writes a checkpoint
+//! that records the position inside the epoch, and returns [`Error::Interrupted`], so `--resume` continues
+//! with the next batch exactly as an uninterrupted run would have. Process-wide, as the signal it stands for.
+use crate::error::Error;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks every training loop in this process to stop at its next batch boundary.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether a stop was requested (and not yet cleared).
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Clears a request, for a program that trains again after an interruption.
+pub fn clear_stop() {
+    STOP.store(false, Ordering::SeqCst);
+}
+
+/// The error a trainer returns once it has saved `ckpt` after `batch` batches of epoch `epoch` (1-based).
+pub(crate) fn interrupted(ckpt: &Path, epoch: usize, batch: usize) -> Error {
+    Error::Interrupted { path: ckpt.display().to_string(), epoch, batch }
+}
