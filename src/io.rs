@@ -32,6 +32,30 @@ pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
     }
 }
 
+/// Holds an exclusive lock on `<path>.lock` while a run writes `path`, so two processes pointed at the same
+/// output cannot interleave their checkpoints. The operating system drops the lock when the process ends, so
+/// a killed run never leaves a stale one; the small file itself stays.
+pub fn lock_output(path: &Path) -> Result<File> {
+    let mut name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?.to_os_string();
+    name.push(".lock");
+    let lock = path.with_file_name(name);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| Error::file(&lock, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Usage(format!(
+            "another process is writing {} (it holds {}); wait for it to finish or choose another --out",
+            path.display(),
+            lock.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::file(&lock, e)),
+    }
+}
+
 /// Writes `write` to `path` through a temporary file renamed into place.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
     let tmp: PathBuf = {

@@ -66,6 +66,14 @@ fn glow_train_sample_eval_infer_and_resume() {
         assert_eq!(v, &b.tensors[k], "{k} differs after resume");
     }
 
+    // A second run pointed at a model another process is writing: one clear error, the model untouched.
+    let before = std::fs::read(&model).unwrap();
+    let held = std::fs::File::create(d.join("glow.npz.lock")).unwrap();
+    held.lock().unwrap();
+    assert_clear_error(&train_args(s(&data), s(&model), "2"), "another process is writing");
+    drop(held);
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+
     let maps = d.join("samples.npy");
     let (code, out, err) =
         gforge(&["glow", "sample", "--model", s(&model), "--condition", "0.3,0.8", "--n", "3", "--out", s(&maps)]);

@@ -251,6 +251,7 @@ pub fn train(
     if let Some(dir) = ckpt.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
     }
+    let _lock = crate::io::lock_output(ckpt)?;
     let model = CondGlow::new(cfg, dev)?;
     let (trainable, buffers) = (model.vars(), model.buffers());
     let mut opt = Adam::new(trainable.clone(), AdamConfig::new(AdamKind::Adam, tc.lr));
