@@ -107,7 +107,28 @@ enum Cmd {
         ae_channels: Option<Vec<usize>>,
         #[arg(long)]
         ae_epochs: Option<usize>,
+        #[command(flatten)]
+        stars: StarFileArgs,
     },
+}
+
+/// How star files are read and which conditions they give.
+#[derive(Args)]
+struct StarFileArgs {
+    /// auto ([stars, 11] or [11, stars] from the shape), stars-first, or columns-first (GalacticFlow's
+    /// NIHAO files, [11, stars]); an 11 x 11 file needs it unless the folder's other files settle it.
+    #[arg(long, default_value = "auto")]
+    layout: String,
+    /// Also condition on log10 M_dm, read from file names ending `_<NIHAO id>_<M_dm>.npy` as GalacticFlow's.
+    #[arg(long)]
+    dm_mass: bool,
+}
+
+impl StarFileArgs {
+    /// `base` with this layout and condition choice.
+    fn apply(&self, base: PrepareConfig) -> Result<PrepareConfig> {
+        Ok(PrepareConfig { layout: self.layout.parse()?, dm_mass: self.dm_mass, ..base })
+    }
 }
 
 #[derive(Subcommand)]
@@ -352,6 +373,8 @@ enum FlowCmd {
         /// CSV of extra per-galaxy conditions: header `id,name1,...`.
         #[arg(long)]
         extra_conditions: Option<PathBuf>,
+        #[command(flatten)]
+        stars: StarFileArgs,
         /// Continue from --out where it stopped.
         #[arg(long)]
         resume: bool,
@@ -372,6 +395,8 @@ enum FlowCmd {
         seed: u64,
         #[arg(long)]
         extra_conditions: Option<PathBuf>,
+        #[command(flatten)]
+        stars: StarFileArgs,
     },
     /// Draw stars for one galaxy's condition, in physical units, into a .npy [N, 10].
     Sample {
@@ -465,10 +490,12 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             val_ids,
             val_fraction,
             extra_conditions,
+            stars,
             resume,
         } => {
             let dev = Device::parse(&device)?;
-            let prep = PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() };
+            let prep =
+                stars.apply(PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() })?;
             let p = pipeline::prepare(&data, &prep)?;
             println!("{}", p.report);
             println!(
@@ -495,8 +522,9 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             println!("checkpoint: {}", out.display());
             Ok(true)
         }
-        FlowCmd::Prepare { data, out, val_ids, val_fraction, seed, extra_conditions } => {
-            let prep = PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() };
+        FlowCmd::Prepare { data, out, val_ids, val_fraction, seed, extra_conditions, stars } => {
+            let prep =
+                stars.apply(PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() })?;
             let p = pipeline::prepare(&data, &prep)?;
             pipeline::prepare::export(&p, &out)?;
             println!(
@@ -860,9 +888,12 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Cmd::Ae { cmd } => ae_cmd(*cmd),
-        Cmd::Forge { demo, data, images, out, device, epochs, ae_size, ae_channels, ae_epochs } => {
+        Cmd::Forge { demo, data, images, out, device, epochs, ae_size, ae_channels, ae_epochs, stars } => {
             let dev = Device::parse(&device)?;
             if demo {
+                if stars.dm_mass || stars.layout != "auto" {
+                    return Err(Error::Usage("--layout and --dm-mass apply to --data, not to --demo".into()));
+                }
                 forge::demo(&out, &dev, epochs)?;
                 return Ok(true);
             }
@@ -878,6 +909,7 @@ fn run(cli: Cli) -> Result<bool> {
                     ..Default::default()
                 },
                 without_latents: false,
+                prepare: stars.apply(PrepareConfig::default())?,
             };
             s.ae.image = ae_size.unwrap_or(s.ae.image);
             s.ae.channels = ae_channels.unwrap_or(s.ae.channels);

@@ -137,6 +137,8 @@ pub struct ForgeSettings {
     pub flow_train: TrainConfig,
     /// Also train the same flow on the 4 galaxy parameters alone, to measure what the latents add.
     pub without_latents: bool,
+    /// How the star files are read, cleaned and conditioned (the split and the latents are set by `forge`).
+    pub prepare: PrepareConfig,
 }
 
 impl ForgeSettings {
@@ -149,6 +151,7 @@ impl ForgeSettings {
             nsf: demo_nsf(0),
             flow_train: demo_train(flow_epochs.unwrap_or(12)),
             without_latents: true,
+            prepare: PrepareConfig::default(),
         }
     }
 }
@@ -226,7 +229,7 @@ pub fn forge(data: &Path, images_dir: &Path, out: &Path, s: &ForgeSettings, dev:
     let t0 = Instant::now();
     std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
     // The split is made once, on the cleaned galaxies, and shared by the autoencoder and the flows.
-    let base = prepare(data, &PrepareConfig::default())?;
+    let base = prepare(data, &s.prepare)?;
     println!("[forge] cleaning: {}", base.report);
     let val_ids: Vec<String> = base.val.iter().map(|g| g.id.clone()).collect();
     let gal_ids: Vec<String> = base.train.iter().chain(&base.val).map(|g| g.id.clone()).collect();
@@ -269,11 +272,11 @@ pub fn forge(data: &Path, images_dir: &Path, out: &Path, s: &ForgeSettings, dev:
 
     println!("[forge] flow with the latents");
     let csv = std::fs::canonicalize(lat_dir.join("latents.csv")).map_err(|e| Error::file(&lat_dir, e))?;
-    let prep = PrepareConfig { val_ids: val_ids.clone(), extra_conditions: Some(csv), ..PrepareConfig::default() };
+    let prep = PrepareConfig { val_ids: val_ids.clone(), extra_conditions: Some(csv), ..s.prepare.clone() };
     let kl_with = flow_stage(data, &prep, s, &out.join("flow.npz"), &out.join("eval"), dev)?;
     let kl_without = if s.without_latents {
         println!("[forge] the same flow without the latents (4 galaxy parameters only)");
-        let prep = PrepareConfig { val_ids: val_ids.clone(), ..PrepareConfig::default() };
+        let prep = PrepareConfig { val_ids: val_ids.clone(), ..s.prepare.clone() };
         flow_stage(data, &prep, s, &out.join("flow_no_latents.npz"), &out.join("eval_no_latents"), dev)?
     } else {
         None
