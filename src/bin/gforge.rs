@@ -10,6 +10,7 @@ use galactic_forge::models::{AeConfig, GlowConfig, GlowPrior};
 use galactic_forge::pipeline::ae::{self, AeTrainConfig, ImageSet};
 use galactic_forge::pipeline::glow::{self, GlowTrainConfig};
 use galactic_forge::pipeline::hi_eval::{self, HiEvalConfig};
+use galactic_forge::pipeline::train::{kept_summary, Keep};
 use galactic_forge::pipeline::{self, forge, higlow, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
 use std::path::PathBuf;
@@ -109,6 +110,9 @@ enum Cmd {
         ae_epochs: Option<usize>,
         #[command(flatten)]
         stars: StarFileArgs,
+        /// The flow epoch sampled and evaluated: best (lowest held-out NLL) or last; both are written.
+        #[arg(long, default_value = "best")]
+        keep: String,
     },
 }
 
@@ -375,6 +379,10 @@ enum FlowCmd {
         extra_conditions: Option<PathBuf>,
         #[command(flatten)]
         stars: StarFileArgs,
+        /// The epoch sampling and evaluation use: last, or best (lowest held-out NLL). The checkpoint holds
+        /// the last (so --resume continues exactly); the best is kept beside it, as <out stem>.best.npz.
+        #[arg(long, default_value = "last")]
+        keep: String,
         /// Continue from --out where it stopped.
         #[arg(long)]
         resume: bool,
@@ -491,9 +499,11 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             val_fraction,
             extra_conditions,
             stars,
+            keep,
             resume,
         } => {
             let dev = Device::parse(&device)?;
+            let keep: Keep = keep.parse()?;
             let prep =
                 stars.apply(PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() })?;
             let p = pipeline::prepare(&data, &prep)?;
@@ -516,10 +526,11 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
                 max_steps,
                 cond_noise,
                 seed,
+                keep,
                 ..Default::default()
             };
-            pipeline::train(&p, &spec, &prep, &tc, &out, &dev, resume, true)?;
-            println!("checkpoint: {}", out.display());
+            let summary = pipeline::train(&p, &spec, &prep, &tc, &out, &dev, resume, true)?;
+            println!("{}", kept_summary(&summary.state, keep, &out));
             Ok(true)
         }
         FlowCmd::Prepare { data, out, val_ids, val_fraction, seed, extra_conditions, stars } => {
@@ -539,6 +550,9 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
         FlowCmd::Sample { model, galaxy, condition, stars, out, chunk, seed, device } => {
             let dev = Device::parse(&device)?;
             let (m, _) = SavedModel::load(&model, &dev)?;
+            if m.path != model {
+                println!("sampling the best held-out epoch the checkpoint keeps: {}", m.path.display());
+            }
             let c = pipeline::sample::condition(&m, galaxy.as_deref(), condition.as_deref())?;
             pipeline::sample::sample_to_npy(&m, &c, stars, chunk, seed, &out, &dev, true)?;
             println!("{stars} stars -> {}", out.display());
@@ -888,13 +902,14 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Cmd::Ae { cmd } => ae_cmd(*cmd),
-        Cmd::Forge { demo, data, images, out, device, epochs, ae_size, ae_channels, ae_epochs, stars } => {
+        Cmd::Forge { demo, data, images, out, device, epochs, ae_size, ae_channels, ae_epochs, stars, keep } => {
             let dev = Device::parse(&device)?;
+            let keep: Keep = keep.parse()?;
             if demo {
                 if stars.dm_mass || stars.layout != "auto" {
                     return Err(Error::Usage("--layout and --dm-mass apply to --data, not to --demo".into()));
                 }
-                forge::demo(&out, &dev, epochs)?;
+                forge::demo(&out, &dev, epochs, keep)?;
                 return Ok(true);
             }
             let (Some(data), Some(images)) = (data, images) else {
@@ -906,6 +921,7 @@ fn run(cli: Cli) -> Result<bool> {
                 nsf: NsfConfig::galacticflow(10, 0),
                 flow_train: TrainConfig {
                     epochs: epochs.unwrap_or(TrainConfig::default().epochs),
+                    keep,
                     ..Default::default()
                 },
                 without_latents: false,
