@@ -7,6 +7,7 @@ use galactic_forge::data::clean::CleanConfig;
 use galactic_forge::data::synthetic::{self, SynthConfig};
 use galactic_forge::flows::NsfConfig;
 use galactic_forge::ops::spline::SplineCfg;
+use galactic_forge::pipeline::train::{best_path, Keep};
 use galactic_forge::pipeline::{self, sample, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{checkpoint, Device};
 use std::path::{Path, PathBuf};
@@ -195,4 +196,141 @@ fn sampling_streams_reproducibly_in_physical_units() {
         ],
         "corrupt.npz",
     );
+}
+
+/// Every tensor of two checkpoints (optimiser state included) is bit-identical.
+fn assert_same_tensors(a: &Path, b: &Path) {
+    let (ca, cb) = (checkpoint::load(a).unwrap(), checkpoint::load(b).unwrap());
+    assert_eq!(ca.tensors.keys().collect::<Vec<_>>(), cb.tensors.keys().collect::<Vec<_>>());
+    for (name, t) in &ca.tensors {
+        assert_eq!(t, &cb.tensors[name], "{name} differs between {} and {}", a.display(), b.display());
+    }
+}
+
+#[test]
+fn the_best_held_out_epoch_is_kept_beside_the_last_and_resume_stays_exact() {
+    let data = small_data("best");
+    let p = pipeline::prepare(&data, &prep()).unwrap();
+    // At this rate the held-out NLL of this data bottoms out around epoch 3 of 6, then climbs.
+    let best_tc = |epochs| TrainConfig { lr: 3e-2, keep: Keep::Best, ..tc(epochs) };
+    let cpu = &Device::Cpu;
+    let ck = data.join("model.npz");
+    let s = pipeline::train(&p, &spec(), &prep(), &best_tc(6), &ck, cpu, false, false).unwrap();
+    let h = &s.state.history;
+    let best = s.state.best.clone().expect("a best epoch");
+    let argmin = h.iter().min_by(|a, b| a.val_nll.unwrap().total_cmp(&b.val_nll.unwrap())).unwrap();
+    assert_eq!((best.epoch, Some(best.val_nll)), (argmin.epoch, argmin.val_nll));
+    assert!(best.epoch < 6, "held-out NLL per epoch {:?}", h.iter().map(|e| e.val_nll).collect::<Vec<_>>());
+
+    // The best file holds that epoch's weights: a run stopped there ends with the same ones.
+    let stopped = data.join("stopped.npz");
+    pipeline::train(&p, &spec(), &prep(), &best_tc(best.epoch), &stopped, cpu, false, false).unwrap();
+    let (kept, stop) = (checkpoint::load(&best_path(&ck)).unwrap(), checkpoint::load(&stopped).unwrap());
+    assert!(!kept.tensors.is_empty() && kept.tensors.keys().all(|k| !k.starts_with("optim/")));
+    for (name, t) in &kept.tensors {
+        assert_eq!(t, &stop.tensors[name], "{name}");
+    }
+    // The checkpoint reports both and holds the last epoch, optimiser state included.
+    let last = checkpoint::load(&ck).unwrap();
+    assert_eq!(last.config["best"]["epoch"], best.epoch);
+    assert_eq!(last.config["best"]["val_nll"], best.val_nll);
+    assert_eq!(last.config["best"]["file"], "model.best.npz");
+    assert_eq!((last.config["last"]["epoch"].as_u64(), last.config["state"]["epoch"].as_u64()), (Some(6), Some(6)));
+    assert!(last.tensors.keys().any(|k| k.starts_with("optim/")));
+
+    // Sampling and evaluation load the kept epoch; its weights are not the last ones.
+    let (m, _) = SavedModel::load(&ck, cpu).unwrap();
+    assert_eq!(m.path, best_path(&ck));
+    let weights = |m: &SavedModel| {
+        galactic_forge::flows::all_vars(m.flow.as_ref())
+            .iter()
+            .map(|v| (v.name().to_string(), v.get().to_ndarray().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let w = weights(&m);
+    assert!(w.iter().all(|(n, t)| *t == kept.tensors[n]));
+    assert!(w.iter().any(|(n, t)| *t != last.tensors[n]), "the kept weights are the last epoch's");
+    // Resumed from the middle, both files come out bit-identical.
+    let resumed = data.join("resumed.npz");
+    pipeline::train(&p, &spec(), &prep(), &best_tc(2), &resumed, cpu, false, false).unwrap();
+    pipeline::train(&p, &spec(), &prep(), &best_tc(6), &resumed, cpu, true, false).unwrap();
+    assert_same_tensors(&ck, &resumed);
+    assert_same_tensors(&best_path(&ck), &best_path(&resumed));
+    let recorded = |p: &Path| checkpoint::load(p).unwrap().config["best"]["epoch"].clone();
+    assert_eq!(recorded(&resumed), recorded(&ck));
+
+    // With --keep last the same checkpoint hands over its own weights.
+    let last_run = data.join("last.npz");
+    pipeline::train(
+        &p,
+        &spec(),
+        &prep(),
+        &TrainConfig { keep: Keep::Last, ..best_tc(6) },
+        &last_run,
+        cpu,
+        false,
+        false,
+    )
+    .unwrap();
+    let (m, _) = SavedModel::load(&last_run, cpu).unwrap();
+    assert_eq!(m.path, last_run);
+    assert!(best_path(&last_run).is_file(), "the best epoch is written either way");
+
+    // A missing or foreign best file, or resuming from it, is one clear error.
+    let drawn = data.join("drawn.npy");
+    let (ckp, drawn) = (ck.to_str().unwrap(), drawn.to_str().unwrap());
+    let sample =
+        ["flow", "sample", "--model", ckp, "--galaxy", "g003", "--stars", "5", "--device", "cpu", "--out", drawn];
+    let (code, out, err) = common::gforge(&sample);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("sampling the best held-out epoch") && out.contains("model.best.npz"), "{out}");
+    std::fs::copy(&stopped, best_path(&ck)).unwrap();
+    assert_clear_error(&sample, "that file is not a best-epoch copy");
+    std::fs::remove_file(best_path(&ck)).unwrap();
+    assert_clear_error(&sample, "model.best.npz");
+    let err = pipeline::train(&p, &spec(), &prep(), &best_tc(7), &best_path(&resumed), cpu, true, false).err().unwrap();
+    assert!(err.to_string().contains("resume from the checkpoint beside it"), "{err}");
+}
+
+#[test]
+fn keep_best_needs_held_out_galaxies_and_the_cli_reports_both_epochs() {
+    let data = small_data("keep-cli");
+    let ds = data.to_str().unwrap();
+    let out = data.join("flow.npz");
+    let train = |keep: &str, extra: &[&str]| {
+        let mut a = vec!["flow", "train", "--data", ds, "--out", out.to_str().unwrap(), "--device", "cpu"];
+        a.extend(["--epochs", "2", "--layers", "2", "--hidden", "16", "--depth", "2", "--bins", "4", "--keep", keep]);
+        a.extend(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let args = train("best", &["--val-ids", "g003"]);
+    let (code, stdout, err) = common::gforge(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("last epoch 2 (held-out NLL") && stdout.contains("best held-out epoch"), "{stdout}");
+    assert!(stdout.contains("use the best (--keep best)"), "{stdout}");
+    let ev = data.join("eval");
+    let (code, stdout, err) = common::gforge(&[
+        "flow",
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        ds,
+        "--out",
+        ev.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("evaluating the best held-out epoch"), "{stdout}");
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(ev.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["model"].as_str().unwrap().ends_with("flow.best.npz"), "{metrics}");
+    let args = train("worst", &[]);
+    assert_clear_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), "unknown --keep 'worst'");
+    // One galaxy: nothing is held out to choose the best epoch by.
+    let one = tmpdir("keep-one");
+    std::fs::copy(data.join("g000.npy"), one.join("g000.npy")).unwrap();
+    let mut args = train("best", &[]);
+    args[3] = one.to_str().unwrap().to_string();
+    assert_clear_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), "--keep best needs held-out galaxies");
 }

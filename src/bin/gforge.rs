@@ -10,6 +10,7 @@ use galactic_forge::models::{AeConfig, GlowConfig, GlowPrior};
 use galactic_forge::pipeline::ae::{self, AeTrainConfig, ImageSet};
 use galactic_forge::pipeline::glow::{self, GlowTrainConfig};
 use galactic_forge::pipeline::hi_eval::{self, HiEvalConfig};
+use galactic_forge::pipeline::train::{kept_summary, Keep};
 use galactic_forge::pipeline::{self, forge, higlow, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
 use std::path::PathBuf;
@@ -107,7 +108,31 @@ enum Cmd {
         ae_channels: Option<Vec<usize>>,
         #[arg(long)]
         ae_epochs: Option<usize>,
+        #[command(flatten)]
+        stars: StarFileArgs,
+        /// The flow epoch sampled and evaluated: best (lowest held-out NLL) or last; both are written.
+        #[arg(long, default_value = "best")]
+        keep: String,
     },
+}
+
+/// How star files are read and which conditions they give.
+#[derive(Args)]
+struct StarFileArgs {
+    /// auto ([stars, 11] or [11, stars] from the shape), stars-first, or columns-first (GalacticFlow's
+    /// NIHAO files, [11, stars]); an 11 x 11 file needs it unless the folder's other files settle it.
+    #[arg(long, default_value = "auto")]
+    layout: String,
+    /// Also condition on log10 M_dm, read from file names ending `_<NIHAO id>_<M_dm>.npy` as GalacticFlow's.
+    #[arg(long)]
+    dm_mass: bool,
+}
+
+impl StarFileArgs {
+    /// `base` with this layout and condition choice.
+    fn apply(&self, base: PrepareConfig) -> Result<PrepareConfig> {
+        Ok(PrepareConfig { layout: self.layout.parse()?, dm_mass: self.dm_mass, ..base })
+    }
 }
 
 #[derive(Subcommand)]
@@ -352,6 +377,12 @@ enum FlowCmd {
         /// CSV of extra per-galaxy conditions: header `id,name1,...`.
         #[arg(long)]
         extra_conditions: Option<PathBuf>,
+        #[command(flatten)]
+        stars: StarFileArgs,
+        /// The epoch sampling and evaluation use: last, or best (lowest held-out NLL). The checkpoint holds
+        /// the last (so --resume continues exactly); the best is kept beside it, as <out stem>.best.npz.
+        #[arg(long, default_value = "last")]
+        keep: String,
         /// Continue from --out where it stopped.
         #[arg(long)]
         resume: bool,
@@ -372,6 +403,8 @@ enum FlowCmd {
         seed: u64,
         #[arg(long)]
         extra_conditions: Option<PathBuf>,
+        #[command(flatten)]
+        stars: StarFileArgs,
     },
     /// Draw stars for one galaxy's condition, in physical units, into a .npy [N, 10].
     Sample {
@@ -465,10 +498,14 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             val_ids,
             val_fraction,
             extra_conditions,
+            stars,
+            keep,
             resume,
         } => {
             let dev = Device::parse(&device)?;
-            let prep = PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() };
+            let keep: Keep = keep.parse()?;
+            let prep =
+                stars.apply(PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() })?;
             let p = pipeline::prepare(&data, &prep)?;
             println!("{}", p.report);
             println!(
@@ -489,14 +526,16 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
                 max_steps,
                 cond_noise,
                 seed,
+                keep,
                 ..Default::default()
             };
-            pipeline::train(&p, &spec, &prep, &tc, &out, &dev, resume, true)?;
-            println!("checkpoint: {}", out.display());
+            let summary = pipeline::train(&p, &spec, &prep, &tc, &out, &dev, resume, true)?;
+            println!("{}", kept_summary(&summary.state, keep, &out));
             Ok(true)
         }
-        FlowCmd::Prepare { data, out, val_ids, val_fraction, seed, extra_conditions } => {
-            let prep = PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() };
+        FlowCmd::Prepare { data, out, val_ids, val_fraction, seed, extra_conditions, stars } => {
+            let prep =
+                stars.apply(PrepareConfig { val_ids, val_fraction, seed, extra_conditions, ..Default::default() })?;
             let p = pipeline::prepare(&data, &prep)?;
             pipeline::prepare::export(&p, &out)?;
             println!(
@@ -511,6 +550,9 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
         FlowCmd::Sample { model, galaxy, condition, stars, out, chunk, seed, device } => {
             let dev = Device::parse(&device)?;
             let (m, _) = SavedModel::load(&model, &dev)?;
+            if m.path != model {
+                println!("sampling the best held-out epoch the checkpoint keeps: {}", m.path.display());
+            }
             let c = pipeline::sample::condition(&m, galaxy.as_deref(), condition.as_deref())?;
             pipeline::sample::sample_to_npy(&m, &c, stars, chunk, seed, &out, &dev, true)?;
             println!("{stars} stars -> {}", out.display());
@@ -870,10 +912,14 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Cmd::Ae { cmd } => ae_cmd(*cmd),
-        Cmd::Forge { demo, data, images, out, device, epochs, ae_size, ae_channels, ae_epochs } => {
+        Cmd::Forge { demo, data, images, out, device, epochs, ae_size, ae_channels, ae_epochs, stars, keep } => {
             let dev = Device::parse(&device)?;
+            let keep: Keep = keep.parse()?;
             if demo {
-                forge::demo(&out, &dev, epochs)?;
+                if stars.dm_mass || stars.layout != "auto" {
+                    return Err(Error::Usage("--layout and --dm-mass apply to --data, not to --demo".into()));
+                }
+                forge::demo(&out, &dev, epochs, keep)?;
                 return Ok(true);
             }
             let (Some(data), Some(images)) = (data, images) else {
@@ -885,9 +931,11 @@ fn run(cli: Cli) -> Result<bool> {
                 nsf: NsfConfig::galacticflow(10, 0),
                 flow_train: TrainConfig {
                     epochs: epochs.unwrap_or(TrainConfig::default().epochs),
+                    keep,
                     ..Default::default()
                 },
                 without_latents: false,
+                prepare: stars.apply(PrepareConfig::default())?,
             };
             s.ae.image = ae_size.unwrap_or(s.ae.image);
             s.ae.channels = ae_channels.unwrap_or(s.ae.channels);

@@ -2,11 +2,16 @@
 //! 1. radial cut at the `r_percentile` of r = |(x, y, z)|, capped at `r_max`; if the cap applies, cut again
 //!    at the same percentile of r inside the cap;
 //! 2. drop the `drop_top_z` stars with the highest Z; keep [Fe/H] >= `feh_min` and [O/Fe] >= `ofe_min`;
-//! 3. drop the galaxy if fewer than `n_min` stars remain;
+//! 3. drop the galaxy if fewer than `n_min` stars remain (or, beyond GalacticFlow, if their masses sum to
+//!    nothing: its log10 M_stars would be -inf and wreck every other galaxy's standardisation);
 //! 4. rotate in the x-y plane so the principal axis of the dense pixels (>= `pixel_quantile`) of a
 //!    `bins` x `bins` density histogram lies along x; velocities rotate the same way.
+//!
+//! Stars with [Fe/H] or [O/Fe] = ±inf (iron-free particles: log10 0) reach cleaning, and the floors of step 2
+//! remove them, as in GalacticFlow; one the floors would keep is an error naming file, star and column.
 use super::stats::percentile;
-use super::{Galaxy, METALS};
+use super::{Galaxy, COLUMNS, FE_H, MASS, METALS, O_FE};
+use crate::error::Result;
 use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -38,19 +43,36 @@ impl Default for CleanConfig {
     }
 }
 
+/// A galaxy cleaning dropped, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Dropped {
+    pub id: String,
+    pub reason: String,
+}
+
 /// What cleaning did to a set of galaxies.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CleanReport {
     pub galaxies_in: usize,
-    pub galaxies_cut: Vec<String>,
+    pub galaxies_cut: Vec<Dropped>,
     pub stars_in: usize,
     pub stars_cut: usize,
+    /// Stars cut for a non-finite [Fe/H] or [O/Fe] (counted within `stars_cut`).
+    pub non_finite_cut: usize,
     /// Rotation applied to each kept galaxy (radians, by id).
     pub rotations: Vec<(String, f64)>,
     /// The radius each kept galaxy was cut at (kpc, by id): exact densities are truncated there.
     pub radial_cuts: Vec<(String, f64)>,
 }
 
+impl CleanReport {
+    /// Why cleaning dropped galaxy `id`, if it did.
+    pub fn dropped(&self, id: &str) -> Option<&str> {
+        self.galaxies_cut.iter().find(|d| d.id == id).map(|d| d.reason.as_str())
+    }
+}
+
+/// GalacticFlow's line, then one line per dropped galaxy.
 impl std::fmt::Display for CleanReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let pct = 100.0 * self.stars_cut as f64 / self.stars_in.max(1) as f64;
@@ -62,7 +84,14 @@ impl std::fmt::Display for CleanReport {
             self.stars_cut,
             self.stars_in,
             pct
-        )
+        )?;
+        if self.non_finite_cut > 0 {
+            write!(f, ", {} of them for [Fe/H] or [O/Fe] = ±inf (iron-free stars)", self.non_finite_cut)?;
+        }
+        for d in &self.galaxies_cut {
+            write!(f, "\n  dropped {}: {}", d.id, d.reason)?;
+        }
+        Ok(())
     }
 }
 
@@ -94,10 +123,41 @@ pub fn metal_cut(stars: &Array2<f32>, cfg: &CleanConfig) -> Array2<f32> {
     order.sort_by(|&a, &b| stars[[b, METALS]].total_cmp(&stars[[a, METALS]]));
     let mut drop = vec![false; stars.nrows()];
     order.iter().take(cfg.drop_top_z).for_each(|&i| drop[i] = true);
-    let idx: Vec<usize> = (0..stars.nrows())
-        .filter(|&i| !drop[i] && stars[[i, 7]] >= cfg.feh_min && stars[[i, 8]] >= cfg.ofe_min)
-        .collect();
+    let idx: Vec<usize> = (0..stars.nrows()).filter(|&i| !drop[i] && passes_floors(stars.row(i), cfg)).collect();
     stars.select(Axis(0), &idx)
+}
+
+/// GalacticFlow's floors: [Fe/H] >= `feh_min` and [O/Fe] >= `ofe_min`.
+fn passes_floors(row: ndarray::ArrayView1<f32>, cfg: &CleanConfig) -> bool {
+    row[FE_H] >= cfg.feh_min && row[O_FE] >= cfg.ofe_min
+}
+
+/// Counts the stars with a non-finite [Fe/H] or [O/Fe], all of which the floors must remove; one they would
+/// keep is an error naming its file, star and column.
+pub fn non_finite_stars(g: &Galaxy, cfg: &CleanConfig) -> Result<usize> {
+    let mut n = 0;
+    for (i, row) in g.stars.outer_iter().enumerate() {
+        let Some(c) = [FE_H, O_FE].into_iter().find(|&c| !row[c].is_finite()) else { continue };
+        if passes_floors(row, cfg) {
+            return Err(g.error(format!(
+                "non-finite value {} in star {i}, column {}, which no cut removes \
+                 ([Fe/H] >= {} and [O/Fe] >= {} keep it)",
+                row[c], COLUMNS[c], cfg.feh_min, cfg.ofe_min
+            )));
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Why a galaxy whose stars survived as `s` is dropped, if it is.
+fn drop_reason(s: &Array2<f32>, cfg: &CleanConfig) -> Option<String> {
+    if s.nrows() < cfg.n_min {
+        return Some(format!("{} stars left after the cuts, fewer than {}", s.nrows(), cfg.n_min));
+    }
+    let mass: f64 = s.column(MASS).iter().map(|&m| f64::from(m)).sum();
+    (!(mass.is_finite() && mass > 0.0))
+        .then(|| format!("its {} stars have a total mass of {mass} Msun, so log10 M_stars is undefined", s.nrows()))
 }
 
 /// Step 4's angle: the principal axis of the dense pixels of the x-y density histogram.
@@ -150,28 +210,29 @@ pub fn rotate(stars: &mut Array2<f32>, angle: f64) {
     }
 }
 
-/// Cleans every galaxy; returns the kept ones and the report.
-pub fn clean(galaxies: &[Galaxy], cfg: &CleanConfig) -> (Vec<Galaxy>, CleanReport) {
+/// Cleans every galaxy; returns the kept ones and the report, or the error of a star with a non-finite
+/// value that no cut removes.
+pub fn clean(galaxies: &[Galaxy], cfg: &CleanConfig) -> Result<(Vec<Galaxy>, CleanReport)> {
     let mut rep = CleanReport { galaxies_in: galaxies.len(), ..Default::default() };
     let mut kept = Vec::new();
     for g in galaxies {
         rep.stars_in += g.n();
+        rep.non_finite_cut += non_finite_stars(g, cfg)?;
         let (s, rcut) = radial_cut(&g.stars, cfg);
-        let s = metal_cut(&s, cfg);
-        if s.nrows() < cfg.n_min {
-            rep.galaxies_cut.push(g.id.clone());
+        let mut s = metal_cut(&s, cfg);
+        if let Some(reason) = drop_reason(&s, cfg) {
+            rep.galaxies_cut.push(Dropped { id: g.id.clone(), reason });
             rep.stars_cut += g.n();
             continue;
         }
         rep.stars_cut += g.n() - s.nrows();
-        let mut s = s;
         let angle = principal_angle(&s, cfg);
         rotate(&mut s, angle);
         rep.rotations.push((g.id.clone(), angle));
         rep.radial_cuts.push((g.id.clone(), rcut));
-        kept.push(Galaxy { id: g.id.clone(), stars: s });
+        kept.push(Galaxy { id: g.id.clone(), stars: s, source: g.source.clone(), name: g.name.clone() });
     }
-    (kept, rep)
+    Ok((kept, rep))
 }
 
 #[cfg(test)]
@@ -215,6 +276,35 @@ mod tests {
         assert_eq!(kept.nrows(), 600 - 10 - 2);
         assert!(kept.column(METALS).iter().all(|&z| z < top));
         assert!(kept.column(7).iter().all(|&v| v >= -8.0) && kept.column(8).iter().all(|&v| v >= -1.0));
+    }
+
+    #[test]
+    fn iron_free_stars_are_cut_and_counted_and_zero_mass_galaxies_dropped() {
+        let cfg = CleanConfig { n_min: 100, ..Default::default() };
+        let mut a = galaxy(600, 5, 5.0);
+        a[[3, FE_H]] = f32::NEG_INFINITY;
+        // Iron-free: [O/Fe] = log10(O / 0) = +inf too.
+        a[[4, FE_H]] = f32::NEG_INFINITY;
+        a[[4, O_FE]] = f32::INFINITY;
+        let mut zero = galaxy(600, 6, 5.0);
+        zero.column_mut(MASS).fill(0.0);
+        let gals = [Galaxy::new("a", a.clone()), Galaxy::new("zero", zero)];
+        let (kept, rep) = clean(&gals, &cfg).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].stars.iter().all(|v| v.is_finite()));
+        assert_eq!(rep.non_finite_cut, 2);
+        assert_eq!(rep.galaxies_cut.len(), 1);
+        assert!(rep.dropped("zero").unwrap().contains("total mass of 0"), "{rep}");
+        assert!(rep.to_string().contains("2 of them for [Fe/H] or [O/Fe] = ±inf"), "{rep}");
+        assert!(rep.to_string().contains("\n  dropped zero: "), "{rep}");
+        let small = CleanConfig { n_min: 10_000, ..cfg.clone() };
+        let (_, rep) = clean(&gals[..1], &small).unwrap();
+        assert!(rep.dropped("a").unwrap().contains("fewer than 10000"), "{rep}");
+
+        // +inf [O/Fe] with a finite [Fe/H] passes both floors: an error naming star and column.
+        a[[7, O_FE]] = f32::INFINITY;
+        let e = clean(&[Galaxy::new("b", a)], &cfg).unwrap_err().to_string();
+        assert!(e.contains("galaxy 'b'") && e.contains("inf in star 7, column O/Fe") && e.contains("no cut"), "{e}");
     }
 
     #[test]

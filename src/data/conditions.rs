@@ -1,7 +1,9 @@
 //! Per-galaxy conditions and the standardisation shared by training and sampling.
 //! Conditions, in this one fixed order for training, sampling and evaluation alike: log10 M_stars
-//! (sum of the mass column), tau50 (median age), tau10 (10th-percentile age), Z_av (mean Z), then any
-//! extra per-galaxy columns (e.g. autoencoder latents) from a CSV keyed by galaxy id.
+//! (sum of the mass column), tau50 (median age), tau10 (10th-percentile age), Z_av (mean Z), then, if asked,
+//! log10 M_dm read from a GalacticFlow file name (its condition functions may use the galaxy's M_dm), then any
+//! extra per-galaxy columns (e.g. autoencoder latents) from a CSV keyed by galaxy id. A condition that is
+//! not finite is an error naming the galaxy: one -inf would wreck the standardisation of every other.
 //! Every star column and every condition is z-scored with the mean and std over the stacked star table
 //! (conditions weighted by each galaxy's star count, as GalacticFlow), and the statistics travel with
 //! the model so samples come back in physical units.
@@ -13,13 +15,25 @@ use std::collections::HashMap;
 use std::path::Path;
 
 pub const BASE_CONDITIONS: [&str; 4] = ["log10_Mstars", "tau50", "tau10", "Z_av"];
+/// The dark-matter mass condition, log10 M_dm [Msun] (as GalacticFlow log10's its masses before z-scoring).
+pub const DM_CONDITION: &str = "log10_Mdm";
 
-/// The four GalacticFlow conditions of one galaxy.
+/// The four GalacticFlow conditions of one galaxy (log10 M_stars is -inf or NaN for a massless galaxy;
+/// [`conditions`] refuses it).
 pub fn base_conditions(g: &Galaxy) -> [f64; 4] {
     let mass: f64 = g.stars.column(MASS).iter().map(|&m| f64::from(m)).sum();
     let age = g.stars.column(AGE).to_vec();
     let z = g.stars.column(METALS).to_vec();
-    [mass.max(f64::MIN_POSITIVE).log10(), percentile(&age, 50.0), percentile(&age, 10.0), mean(&z)]
+    [mass.log10(), percentile(&age, 50.0), percentile(&age, 10.0), mean(&z)]
+}
+
+/// The conditions beyond the four of GalacticFlow's `cond_M_stars_2age_avZ`, in their order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConditionSet<'a> {
+    /// log10 M_dm from the galaxy's file name (`..._<NIHAO id>_<M_dm>.npy`).
+    pub dm_mass: bool,
+    /// Columns from a CSV keyed by galaxy id.
+    pub extra: Option<&'a ExtraConditions>,
 }
 
 /// Extra per-galaxy condition columns read from a CSV: a header `id,name1,name2,...`, then one row per galaxy.
@@ -59,23 +73,39 @@ impl ExtraConditions {
 }
 
 /// Condition names in order.
-pub fn condition_names(extra: Option<&ExtraConditions>) -> Vec<String> {
+pub fn condition_names(set: ConditionSet) -> Vec<String> {
     let mut v: Vec<String> = BASE_CONDITIONS.iter().map(|s| s.to_string()).collect();
-    if let Some(e) = extra {
+    if set.dm_mass {
+        v.push(DM_CONDITION.to_string());
+    }
+    if let Some(e) = set.extra {
         v.extend(e.names.iter().cloned());
     }
     v
 }
 
-/// The full condition vector of a galaxy (physical units).
-pub fn conditions(g: &Galaxy, extra: Option<&ExtraConditions>) -> Result<Vec<f64>> {
+/// The full condition vector of a galaxy (physical units), every value finite.
+pub fn conditions(g: &Galaxy, set: ConditionSet) -> Result<Vec<f64>> {
     let mut v = base_conditions(g).to_vec();
-    if let Some(e) = extra {
+    if set.dm_mass {
+        let name = g.name.as_ref().ok_or_else(|| {
+            g.error(format!(
+                "{DM_CONDITION} needs the dark-matter mass from the file name, which must end in \
+                 _<NIHAO id>_<M_dm>.npy with M_dm a positive number in Msun, as GalacticFlow names its files"
+            ))
+        })?;
+        v.push(name.m_dm.log10());
+    }
+    if let Some(e) = set.extra {
         let x = e
             .by_id
             .get(&g.id)
             .ok_or_else(|| Error::Data(format!("galaxy '{}' has no row in the extra-condition file", g.id)))?;
         v.extend_from_slice(x);
+    }
+    let names = condition_names(set);
+    if let Some((name, x)) = names.iter().zip(&v).find(|(_, x)| !x.is_finite()) {
+        return Err(g.error(format!("condition {name} is {x}, not a finite number")));
     }
     Ok(v)
 }
@@ -196,7 +226,7 @@ mod tests {
             }
             _ => 0.0,
         });
-        Galaxy { id: "g7".into(), stars }
+        Galaxy::new("g7", stars)
     }
 
     #[test]
@@ -216,14 +246,30 @@ mod tests {
         std::fs::write(&p, "id,l0,l1\ng7,0.5,-1.25\ng8,1,2\n").unwrap();
         let e = ExtraConditions::read_csv(&p).unwrap();
         assert_eq!(e.names, ["l0", "l1"]);
-        let c = conditions(&galaxy(), Some(&e)).unwrap();
+        let set = ConditionSet { extra: Some(&e), ..Default::default() };
+        let c = conditions(&galaxy(), set).unwrap();
         assert_eq!(&c[4..], &[0.5, -1.25]);
-        assert_eq!(condition_names(Some(&e)).len(), 6);
+        assert_eq!(condition_names(set).len(), 6);
         let missing = Galaxy { id: "g9".into(), ..galaxy() };
-        assert!(conditions(&missing, Some(&e)).unwrap_err().to_string().contains("g9"));
+        assert!(conditions(&missing, set).unwrap_err().to_string().contains("g9"));
         std::fs::write(&p, "id,l0\ng7,nan\n").unwrap();
         assert!(ExtraConditions::read_csv(&p).unwrap_err().to_string().contains("line 2"));
         std::fs::write(&p, "name,l0\n").unwrap();
         assert!(ExtraConditions::read_csv(&p).is_err());
+    }
+
+    #[test]
+    fn dark_matter_mass_comes_from_the_name_and_every_condition_is_finite() {
+        let set = ConditionSet { dm_mass: true, ..Default::default() };
+        assert_eq!(condition_names(set), ["log10_Mstars", "tau50", "tau10", "Z_av", "log10_Mdm"]);
+        let named = Galaxy::new("g1.05e11_2.5e11", galaxy().stars);
+        let c = conditions(&named, set).unwrap();
+        assert!((c[4] - 2.5e11f64.log10()).abs() < 1e-12, "{c:?}");
+        let e = conditions(&galaxy(), set).unwrap_err().to_string();
+        assert!(e.contains("'g7'") && e.contains("_<NIHAO id>_<M_dm>.npy"), "{e}");
+        let mut massless = galaxy();
+        massless.stars.column_mut(MASS).fill(0.0);
+        let e = conditions(&massless, ConditionSet::default()).unwrap_err().to_string();
+        assert!(e.contains("'g7'") && e.contains("log10_Mstars is -inf"), "{e}");
     }
 }

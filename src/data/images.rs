@@ -445,7 +445,7 @@ fn galaxy_rng(seed: u64, id: &str) -> rand::rngs::StdRng {
 /// set's truth.json each galaxy's mass, disc scale length and bulge fraction). Returns the records.
 pub fn render_folder(data: &Path, out: &Path, cfg: &RenderConfig, seed: u64) -> Result<Views> {
     cfg.check()?;
-    let gals = super::load(data)?;
+    let gals = super::load(data, super::Layout::Auto)?;
     let truth_path = data.join("truth.json");
     let truth = if truth_path.is_file() { Some(super::synthetic::Truth::read(&truth_path)?) } else { None };
     std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;

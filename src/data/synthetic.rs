@@ -58,7 +58,7 @@ pub fn generate(cfg: &SynthConfig) -> (Vec<Galaxy>, Truth) {
         let rows = synth::sample_stars(&p, p.n_stars, &mut rng);
         let stars = Array2::from_shape_fn((rows.len(), 11), |(r, c)| rows[r][c] as f32);
         let id = format!("g{i:03}");
-        gals.push(Galaxy { id: id.clone(), stars });
+        gals.push(Galaxy::new(id.clone(), stars));
         truth.push((id, p));
     }
     (gals, Truth { config: cfg.clone(), galaxies: truth })

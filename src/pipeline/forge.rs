@@ -4,7 +4,7 @@ use super::eval::{galaxy_metrics, sample_physical, GalaxyMetrics};
 use super::model::{FlowSpec, SavedModel};
 use super::prepare::{prepare, PrepareConfig};
 use super::probe;
-use super::train::{train, TrainConfig};
+use super::train::{kept_summary, train, Keep, TrainConfig};
 use crate::backend::Device;
 use crate::data::images::{load_folder, render_folder, RenderConfig, Views};
 use crate::data::synthetic::{self, SynthConfig, Truth};
@@ -21,10 +21,13 @@ fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
     crate::io::write_atomic(path, |w| std::io::Write::write_all(w, &bytes))
 }
 
-/// Evaluates the checkpoint on the galaxies it left out of training (re-cleaned from `data` with the
-/// checkpoint's own settings), writing samples, metrics.json and plots into `out`.
+/// Evaluates the checkpoint (the epoch it keeps) on the galaxies it left out of training (re-cleaned from
+/// `data` with the checkpoint's own settings), writing samples, metrics.json and plots into `out`.
 pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: u64) -> Result<Vec<GalaxyMetrics>> {
     let (model, _) = SavedModel::load(model_path, dev)?;
+    if model.path != model_path {
+        println!("evaluating the best held-out epoch the checkpoint keeps: {}", model.path.display());
+    }
     let prep: PrepareConfig = serde_json::from_value(model.config["prepare"].clone()).map_err(|e| {
         Error::Checkpoint { path: model_path.display().to_string(), msg: format!("data settings: {e}") }
     })?;
@@ -57,7 +60,8 @@ pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: 
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let summary = serde_json::json!({
-        "model": model_path.display().to_string(),
+        "model": model.path.display().to_string(),
+        "epoch": model.config["state"]["epoch"],
         "flow": model.spec,
         "mean_nll_nats_per_star": mean(&|m| Some(m.nll)),
         "mean_exact_kl_nats_per_star": mean(&|m| m.kl.map(|k| k.0)),
@@ -113,7 +117,8 @@ pub fn demo_nsf(cond_dim: usize) -> NsfConfig {
 
 /// The demo's schedule: Adam at 2e-3 decaying to ~1e-4, since GalacticFlow's 9e-5 needs ~18 GPU-hours;
 /// conditions jittered by 0.1 standard deviations (on the demo's 77 training galaxies this lowered the
-/// held-out exact KL by 0.02-0.04 nats/star in paired runs of two seeds; BENCHMARKS.md).
+/// held-out exact KL by 0.02-0.04 nats/star in paired runs of two seeds; BENCHMARKS.md); the best held-out
+/// epoch kept, since held-out NLL jumps by tenths of a nat between late epochs.
 pub fn demo_train(epochs: usize) -> TrainConfig {
     TrainConfig {
         epochs,
@@ -123,6 +128,7 @@ pub fn demo_train(epochs: usize) -> TrainConfig {
         gamma: 0.99,
         gamma_every: 5,
         cond_noise: 0.1,
+        keep: Keep::Best,
         ..TrainConfig::default()
     }
 }
@@ -137,6 +143,8 @@ pub struct ForgeSettings {
     pub flow_train: TrainConfig,
     /// Also train the same flow on the 4 galaxy parameters alone, to measure what the latents add.
     pub without_latents: bool,
+    /// How the star files are read, cleaned and conditioned (the split and the latents are set by `forge`).
+    pub prepare: PrepareConfig,
 }
 
 impl ForgeSettings {
@@ -149,6 +157,7 @@ impl ForgeSettings {
             nsf: demo_nsf(0),
             flow_train: demo_train(flow_epochs.unwrap_or(12)),
             without_latents: true,
+            prepare: PrepareConfig::default(),
         }
     }
 }
@@ -172,10 +181,13 @@ fn flow_stage(
         p.val.len()
     );
     let summary = train(&p, &spec, prep, &s.flow_train, ckpt, dev, false, true)?;
+    println!("      {}", kept_summary(&summary.state, s.flow_train.keep, ckpt));
     let h = &summary.state.history;
     let rows: Vec<(usize, f64, Option<f64>)> = h.iter().map(|e| (e.epoch, e.train_nll, e.val_nll)).collect();
     training_png(&eval.join("training.png"), &rows, "NLL [nats/star, standardised]", "NSF training")?;
-    write_json(&eval.join("training.json"), &summary.state.history)?;
+    let log =
+        serde_json::json!({ "history": summary.state.history, "best": summary.state.best, "keep": s.flow_train.keep });
+    write_json(&eval.join("training.json"), &log)?;
     Ok(star_weighted_kl(&evaluate(ckpt, data, eval, dev, 0)?))
 }
 
@@ -226,7 +238,7 @@ pub fn forge(data: &Path, images_dir: &Path, out: &Path, s: &ForgeSettings, dev:
     let t0 = Instant::now();
     std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
     // The split is made once, on the cleaned galaxies, and shared by the autoencoder and the flows.
-    let base = prepare(data, &PrepareConfig::default())?;
+    let base = prepare(data, &s.prepare)?;
     println!("[forge] cleaning: {}", base.report);
     let val_ids: Vec<String> = base.val.iter().map(|g| g.id.clone()).collect();
     let gal_ids: Vec<String> = base.train.iter().chain(&base.val).map(|g| g.id.clone()).collect();
@@ -269,11 +281,11 @@ pub fn forge(data: &Path, images_dir: &Path, out: &Path, s: &ForgeSettings, dev:
 
     println!("[forge] flow with the latents");
     let csv = std::fs::canonicalize(lat_dir.join("latents.csv")).map_err(|e| Error::file(&lat_dir, e))?;
-    let prep = PrepareConfig { val_ids: val_ids.clone(), extra_conditions: Some(csv), ..PrepareConfig::default() };
+    let prep = PrepareConfig { val_ids: val_ids.clone(), extra_conditions: Some(csv), ..s.prepare.clone() };
     let kl_with = flow_stage(data, &prep, s, &out.join("flow.npz"), &out.join("eval"), dev)?;
     let kl_without = if s.without_latents {
         println!("[forge] the same flow without the latents (4 galaxy parameters only)");
-        let prep = PrepareConfig { val_ids: val_ids.clone(), ..PrepareConfig::default() };
+        let prep = PrepareConfig { val_ids: val_ids.clone(), ..s.prepare.clone() };
         flow_stage(data, &prep, s, &out.join("flow_no_latents.npz"), &out.join("eval_no_latents"), dev)?
     } else {
         None
@@ -298,8 +310,9 @@ pub fn forge(data: &Path, images_dir: &Path, out: &Path, s: &ForgeSettings, dev:
     Ok(summary)
 }
 
-/// `gforge forge --demo`: synthetic galaxies and their mock images, then [`forge`] on them.
-pub fn demo(out: &Path, dev: &Device, epochs: Option<usize>) -> Result<()> {
+/// `gforge forge --demo`: synthetic galaxies and their mock images, then [`forge`] on them, keeping the
+/// flow epoch `keep` says (the demo's choice is the best held-out one).
+pub fn demo(out: &Path, dev: &Device, epochs: Option<usize>, keep: Keep) -> Result<()> {
     let data = out.join("data");
     let (gals, truth) = synthetic::generate(&SynthConfig::default());
     synthetic::write(&data, &gals, &truth)?;
@@ -312,6 +325,8 @@ pub fn demo(out: &Path, dev: &Device, epochs: Option<usize>) -> Result<()> {
     let images = out.join("images");
     let v = render_folder(&data, &images, &RenderConfig::default(), 1)?;
     println!("[forge] {0} mock images ({1} x {1}) -> {2}", v.views.len(), v.config.size, images.display());
-    forge(&data, &images, out, &ForgeSettings::demo(epochs), dev)?;
+    let mut s = ForgeSettings::demo(epochs);
+    s.flow_train.keep = keep;
+    forge(&data, &images, out, &s, dev)?;
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! A trained flow with everything needed to use it: the flow, the standardisation, and the training
-//! state, all in one checkpoint (.npz with a JSON `__config__`).
+//! state, all in one checkpoint (.npz with a JSON `__config__`). A checkpoint trained with `--keep best`
+//! hands over the best held-out epoch kept beside it (see `train::best_path`).
 use crate::backend::Device;
 use crate::checkpoint;
 use crate::data::conditions::Standardizer;
 use crate::error::{Error, Result};
 use crate::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig, Sospf, SospfConfig};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Which flow, with its settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -43,12 +44,57 @@ pub struct SavedModel {
     pub flow: Box<dyn Flow>,
     pub standardizer: Standardizer,
     pub config: serde_json::Value,
+    /// The file the weights came from: the checkpoint, or the best epoch kept beside it.
+    pub path: PathBuf,
+}
+
+/// The file and epoch of the best held-out epoch, when `config` (a last-epoch checkpoint at `path`) keeps it.
+fn kept_best(path: &Path, config: &serde_json::Value) -> Option<(PathBuf, u64)> {
+    if config["checkpoint"] != "last" || config["keep"] != "best" {
+        return None;
+    }
+    let file = config["best"]["file"].as_str()?;
+    Some((path.with_file_name(file), config["best"]["epoch"].as_u64()?))
+}
+
+/// What is wrong with `best` as the best-epoch copy (epoch `epoch`) of the checkpoint `last`, if anything.
+fn best_mismatch(last: &serde_json::Value, best: &serde_json::Value, epoch: u64) -> Option<String> {
+    let held = best["state"]["epoch"].as_u64();
+    if best["checkpoint"] != "best" {
+        Some("is not a best-epoch copy".into())
+    } else if best["flow"] != last["flow"] || best["standardizer"] != last["standardizer"] {
+        Some("is another model".into())
+    } else {
+        (held != Some(epoch)).then(|| format!("holds epoch {}", held.unwrap_or(0)))
+    }
 }
 
 impl SavedModel {
-    /// Loads a checkpoint written by the trainer onto `dev`.
+    /// Loads a checkpoint written by the trainer onto `dev`: the epoch it keeps (its best held-out epoch,
+    /// from the file beside it, when trained with `--keep best`; else its own weights).
     pub fn load(path: &Path, dev: &Device) -> Result<(SavedModel, checkpoint::Checkpoint)> {
         let ck = checkpoint::load(path)?;
+        let Some((best, epoch)) = kept_best(path, &ck.config) else { return Self::from_checkpoint(path, ck, dev) };
+        let ck_err = |msg: String| Error::Checkpoint { path: path.display().to_string(), msg };
+        let bck = checkpoint::load(&best).map_err(|e| {
+            ck_err(format!("keeps its best held-out epoch {epoch} in {}, which fails: {e}", best.display()))
+        })?;
+        if let Some(what) = best_mismatch(&ck.config, &bck.config, epoch) {
+            return Err(ck_err(format!(
+                "keeps its best held-out epoch {epoch} in {}, but that file {what} (an interrupted or another run; \
+                 `gforge flow train --resume` rewrites both)",
+                best.display()
+            )));
+        }
+        Self::from_checkpoint(&best, bck, dev)
+    }
+
+    /// The model of one checkpoint file as it is.
+    pub fn from_checkpoint(
+        path: &Path,
+        ck: checkpoint::Checkpoint,
+        dev: &Device,
+    ) -> Result<(SavedModel, checkpoint::Checkpoint)> {
         let bad = |what: &str, e: serde_json::Error| Error::Checkpoint {
             path: path.display().to_string(),
             msg: format!("{what}: {e}"),
@@ -65,6 +111,6 @@ impl SavedModel {
             serde_json::from_value(ck.config["standardizer"].clone()).map_err(|e| bad("standardisation", e))?;
         let flow = build_flow(&spec, dev)?;
         ck.restore(path, &crate::flows::all_vars(flow.as_ref()), dev)?;
-        Ok((SavedModel { spec, flow, standardizer, config: ck.config.clone() }, ck))
+        Ok((SavedModel { spec, flow, standardizer, config: ck.config.clone(), path: path.to_path_buf() }, ck))
     }
 }

@@ -1,8 +1,8 @@
 //! Data preparation: load a folder (or .npz) of galaxies, clean them as GalacticFlow, compute the
 //! conditions, leave whole galaxies out for validation, fit the standardisation on the training galaxies.
 use crate::data::clean::{clean, CleanConfig, CleanReport};
-use crate::data::conditions::{condition_names, conditions, ExtraConditions, Standardizer, StarSet};
-use crate::data::{load, Galaxy};
+use crate::data::conditions::{condition_names, conditions, ConditionSet, ExtraConditions, Standardizer, StarSet};
+use crate::data::{load, Galaxy, Layout};
 use crate::error::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -18,6 +18,12 @@ pub struct PrepareConfig {
     pub seed: u64,
     /// CSV of extra per-galaxy conditions (`id,name1,...`).
     pub extra_conditions: Option<PathBuf>,
+    /// How the files lay out their stars ([stars, 11] or GalacticFlow's [11, stars]).
+    #[serde(default)]
+    pub layout: Layout,
+    /// Also condition on log10 M_dm from the file names (after the four galaxy parameters).
+    #[serde(default)]
+    pub dm_mass: bool,
 }
 
 impl Default for PrepareConfig {
@@ -28,6 +34,8 @@ impl Default for PrepareConfig {
             val_fraction: 0.2,
             seed: 0,
             extra_conditions: None,
+            layout: Layout::Auto,
+            dm_mass: false,
         }
     }
 }
@@ -68,8 +76,12 @@ pub fn pick_val_ids(ids: &[String], val_ids: &[String], val_fraction: f64, seed:
     Ok(ids)
 }
 
-/// Splits cleaned galaxies into (train, val) (see [`pick_val_ids`]).
-fn split(gals: Vec<Galaxy>, cfg: &PrepareConfig) -> Result<(Vec<Galaxy>, Vec<Galaxy>)> {
+/// Splits cleaned galaxies into (train, val) (see [`pick_val_ids`]); a validation id that cleaning dropped
+/// is an error saying so.
+fn split(gals: Vec<Galaxy>, cfg: &PrepareConfig, report: &CleanReport) -> Result<(Vec<Galaxy>, Vec<Galaxy>)> {
+    if let Some((id, why)) = cfg.val_ids.iter().find_map(|id| report.dropped(id).map(|why| (id, why))) {
+        return Err(Error::Data(format!("validation galaxy '{id}' was dropped by cleaning: {why}")));
+    }
     let ids: Vec<String> = gals.iter().map(|g| g.id.clone()).collect();
     let val_ids = pick_val_ids(&ids, &cfg.val_ids, cfg.val_fraction, cfg.seed)?;
     let (val, train): (Vec<Galaxy>, Vec<Galaxy>) = gals.into_iter().partition(|g| val_ids.contains(&g.id));
@@ -80,16 +92,17 @@ fn split(gals: Vec<Galaxy>, cfg: &PrepareConfig) -> Result<(Vec<Galaxy>, Vec<Gal
 }
 
 pub fn prepare(data: &Path, cfg: &PrepareConfig) -> Result<Prepared> {
-    let raw = load(data)?;
-    let (kept, report) = clean(&raw, &cfg.clean);
+    let raw = load(data, cfg.layout)?;
+    let (kept, report) = clean(&raw, &cfg.clean)?;
     if kept.is_empty() {
-        return Err(Error::Data(format!("{report}: no galaxy has {} stars after cleaning", cfg.clean.n_min)));
+        return Err(Error::Data(format!("no galaxy is left after cleaning. {report}")));
     }
     let extra = cfg.extra_conditions.as_deref().map(ExtraConditions::read_csv).transpose()?;
-    let (train, val) = split(kept, cfg)?;
-    let conds = |gs: &[Galaxy]| gs.iter().map(|g| conditions(g, extra.as_ref())).collect::<Result<Vec<_>>>();
+    let set = ConditionSet { dm_mass: cfg.dm_mass, extra: extra.as_ref() };
+    let (train, val) = split(kept, cfg, &report)?;
+    let conds = |gs: &[Galaxy]| gs.iter().map(|g| conditions(g, set)).collect::<Result<Vec<_>>>();
     let (train_cond, val_cond) = (conds(&train)?, conds(&val)?);
-    let standardizer = Standardizer::fit(&train, &train_cond, condition_names(extra.as_ref()));
+    let standardizer = Standardizer::fit(&train, &train_cond, condition_names(set));
     Ok(Prepared { train, val, train_cond, val_cond, standardizer, report })
 }
 
@@ -116,6 +129,8 @@ pub fn export(p: &Prepared, dir: &Path) -> Result<()> {
         "train_ids": p.train.iter().map(|g| &g.id).collect::<Vec<_>>(),
         "val_ids": p.val.iter().map(|g| &g.id).collect::<Vec<_>>(),
         "report": p.report.to_string(),
+        "dropped": p.report.galaxies_cut,
+        "non_finite_stars_cut": p.report.non_finite_cut,
     });
     let bytes = serde_json::to_vec_pretty(&info).map_err(|e| Error::Data(e.to_string()))?;
     crate::io::write_atomic(&dir.join("prepared.json"), |w| std::io::Write::write_all(w, &bytes))

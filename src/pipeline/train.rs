@@ -2,6 +2,11 @@
 //! schedule of GalacticFlow by default, held-out NLL and a checkpoint after every epoch, exact resume.
 //! A non-finite loss stops training with an error before anything is written, so the last checkpoint
 //! (always written whole, then renamed into place) stays good.
+//!
+//! Held-out NLL can jump by tenths of a nat between late epochs, so the epoch with the best held-out NLL
+//! is kept too, in a second file beside the checkpoint ([`best_path`]: `flow.npz` -> `flow.best.npz`,
+//! weights and config without optimiser state). The checkpoint itself always holds the last epoch, so
+//! `--resume` continues bit-identically; `keep` says which of the two sampling and evaluation load.
 use super::model::{build_flow, FlowSpec};
 use super::prepare::{PrepareConfig, Prepared};
 use crate::autodiff::{backward, no_grad};
@@ -16,8 +21,31 @@ use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Which epoch a run's checkpoint hands to sampling and evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The last epoch (GalacticFlow's choice; held-out scores stay unbiased).
+    #[default]
+    Last,
+    /// The epoch with the lowest held-out NLL (chosen on the held-out galaxies, so their scores flatter it
+    /// slightly).
+    Best,
+}
+
+impl std::str::FromStr for Keep {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Keep> {
+        match s {
+            "last" => Ok(Keep::Last),
+            "best" => Ok(Keep::Best),
+            o => Err(Error::Usage(format!("unknown --keep '{o}' (best, last)"))),
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainConfig {
@@ -41,6 +69,9 @@ pub struct TrainConfig {
     /// space; jittering them smooths q(x | c) between galaxies instead of memorising each one.
     #[serde(default)]
     pub cond_noise: f32,
+    /// The epoch sampling and evaluation use; both are written either way.
+    #[serde(default)]
+    pub keep: Keep,
 }
 
 impl Default for TrainConfig {
@@ -60,6 +91,7 @@ impl Default for TrainConfig {
             seed: 0,
             max_steps: None,
             cond_noise: 0.0,
+            keep: Keep::Last,
         }
     }
 }
@@ -98,6 +130,13 @@ pub struct EpochLog {
     pub seconds: f64,
 }
 
+/// The epoch with the lowest held-out NLL so far.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BestEpoch {
+    pub epoch: usize,
+    pub val_nll: f64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainState {
     /// Epochs completed.
@@ -105,7 +144,22 @@ pub struct TrainState {
     pub step: u64,
     pub schedule: ExponentialLr,
     pub history: Vec<EpochLog>,
+    #[serde(default)]
+    pub best: Option<BestEpoch>,
 }
+
+/// Where the best held-out epoch of checkpoint `ckpt` is kept: `flow.npz` -> `flow.best.npz`.
+pub fn best_path(ckpt: &Path) -> PathBuf {
+    let stem = ckpt.file_stem().unwrap_or_default().to_string_lossy();
+    match ckpt.extension() {
+        Some(ext) => ckpt.with_file_name(format!("{stem}.best.{}", ext.to_string_lossy())),
+        None => ckpt.with_file_name(format!("{stem}.best")),
+    }
+}
+
+/// The role a checkpoint file plays, stored in its config as "checkpoint".
+const LAST: &str = "last";
+const BEST: &str = "best";
 
 pub struct TrainSummary {
     pub flow: Box<dyn Flow>,
@@ -133,14 +187,24 @@ pub fn mean_nll(flow: &dyn Flow, set: &StarSet, dev: &Device) -> Result<f64> {
     })
 }
 
+/// The config stored with the weights; `role` is [`LAST`] (the checkpoint, resumable) or [`BEST`].
 fn checkpoint_config(
     spec: &FlowSpec,
     p: &Prepared,
     prep: &PrepareConfig,
     tc: &TrainConfig,
     st: &TrainState,
+    ckpt: &Path,
+    role: &str,
 ) -> serde_json::Value {
+    let best_file = best_path(ckpt).file_name().map(|f| f.to_string_lossy().to_string());
     serde_json::json!({
+        "checkpoint": role,
+        "keep": tc.keep,
+        "last": st.history.last().map(|h| serde_json::json!({ "epoch": h.epoch, "val_nll": h.val_nll })),
+        "best": st.best.as_ref().map(|b| {
+            serde_json::json!({ "epoch": b.epoch, "val_nll": b.val_nll, "file": best_file })
+        }),
         "flow": spec,
         "standardizer": p.standardizer,
         "prepare": prep,
@@ -192,6 +256,11 @@ pub fn train(
     resume: bool,
     progress: bool,
 ) -> Result<TrainSummary> {
+    if tc.keep == Keep::Best && p.val.is_empty() {
+        return Err(Error::Usage(
+            "--keep best needs held-out galaxies to choose the best epoch by; none are left out".into(),
+        ));
+    }
     let flow = build_flow(spec, dev)?;
     let trainable = flow.vars();
     let mut opt = Adam::new(trainable.clone(), tc.adam()?);
@@ -200,10 +269,16 @@ pub fn train(
         step: 0,
         schedule: ExponentialLr::new(tc.lr, tc.gamma, tc.gamma_every).with_slow_phase(tc.slow_below, tc.slow_every),
         history: Vec::new(),
+        best: None,
     };
     if resume {
         let ck = checkpoint::load(ckpt)?;
         let bad = |msg: &str| Error::Checkpoint { path: ckpt.display().to_string(), msg: msg.into() };
+        if ck.config["checkpoint"] == BEST {
+            return Err(bad(
+                "holds the best held-out epoch without optimiser state; resume from the checkpoint beside it",
+            ));
+        }
         if ck.config["flow"] != serde_json::to_value(spec).unwrap_or_default() {
             return Err(bad("was trained with different flow settings; resume needs the same ones"));
         }
@@ -279,18 +354,54 @@ pub fn train(
             stars_per_s: seen as f64 / seconds.max(1e-9),
             seconds,
         };
+        let improved = log.val_nll.is_some_and(|v| v.is_finite() && state.best.as_ref().is_none_or(|b| v < b.val_nll));
+        if improved {
+            state.best = log.val_nll.map(|val_nll| BestEpoch { epoch: log.epoch, val_nll });
+        }
         if progress {
-            let v = log.val_nll.map_or("-".to_string(), |v| format!("{v:.4}"));
-            println!(
-                "epoch {}/{}: train NLL {:.4}, held-out NLL {v} nats/star (standardised), {:.0} stars/s, lr {:.2e}",
-                log.epoch, tc.epochs, log.train_nll, log.stars_per_s, log.lr
-            );
+            println!("{}", epoch_line(&log, tc.epochs, state.best.as_ref()));
         }
         state.history.push(log);
         state.epoch += 1;
+        // The best first: if the run stops between the two writes, `--resume` redoes this epoch and both.
+        if improved {
+            let config = checkpoint_config(spec, p, prep, tc, &state, ckpt, BEST);
+            checkpoint::save(&best_path(ckpt), &all_vars(flow.as_ref()), &config)?;
+        }
         let mut vars = all_vars(flow.as_ref());
         vars.extend(opt.state_vars());
-        checkpoint::save(ckpt, &vars, &checkpoint_config(spec, p, prep, tc, &state))?;
+        checkpoint::save(ckpt, &vars, &checkpoint_config(spec, p, prep, tc, &state, ckpt, LAST))?;
     }
     Ok(TrainSummary { flow, state })
+}
+
+/// The training log's line for one epoch, with the best held-out epoch so far.
+fn epoch_line(log: &EpochLog, epochs: usize, best: Option<&BestEpoch>) -> String {
+    let v = log.val_nll.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let best = match best {
+        Some(b) if b.epoch == log.epoch => ", best so far".to_string(),
+        Some(b) => format!(", best {:.4} at epoch {}", b.val_nll, b.epoch),
+        None => String::new(),
+    };
+    format!(
+        "epoch {}/{epochs}: train NLL {:.4}, held-out NLL {v} nats/star (standardised){best}, {:.0} stars/s, lr {:.2e}",
+        log.epoch, log.train_nll, log.stars_per_s, log.lr
+    )
+}
+
+/// One line on what a finished run keeps: the last epoch in `ckpt`, the best held-out one beside it.
+pub fn kept_summary(state: &TrainState, keep: Keep, ckpt: &Path) -> String {
+    let nll = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let last = state.history.last();
+    let mut s = format!(
+        "last epoch {} (held-out NLL {}) -> {}",
+        last.map_or(0, |h| h.epoch),
+        nll(last.and_then(|h| h.val_nll)),
+        ckpt.display()
+    );
+    if let Some(b) = &state.best {
+        s += &format!("; best held-out epoch {} ({:.4}) -> {}", b.epoch, b.val_nll, best_path(ckpt).display());
+    }
+    let used = if keep == Keep::Best { "best" } else { "last" };
+    s + &format!("; sampling and evaluation use the {used} (--keep {used})")
 }
