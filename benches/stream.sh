@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Streaming `gforge flow sample` at scale: peak resident memory and stars/s for N stars (default 1e6 1e7),
-# for GalacticFlow's NSF (14 layers, 128 hidden, untrained: sampling costs the same trained or not).
+# for GalacticFlow's NSF (14 layers, 128 hidden, untrained: sampling costs the same trained or not), or the
+# flow that FLOW_ARGS describes (flags of `gforge flow train`, e.g. "--layers 4 --hidden 32").
 # usage: benches/stream.sh [N ...]; env GFORGE (binary, default target/release/gforge), DEVICE (default cpu),
 # WORK (scratch folder, default a temporary one; the sample file is removed after each run).
 set -euo pipefail
@@ -10,7 +11,7 @@ DEV="${DEVICE:-cpu}"
 W="${WORK:-$(mktemp -d)}"
 [ $# -gt 0 ] || set -- 1000000 10000000
 "$G" synth galaxies --out "$W/data" --galaxies 4 >/dev/null
-"$G" flow train --data "$W/data" --out "$W/nsf.npz" --epochs 1 --max-steps 1 --device "$DEV" >/dev/null
+"$G" flow train --data "$W/data" --out "$W/nsf.npz" --epochs 1 --max-steps 1 --device "$DEV" ${FLOW_ARGS:-} >/dev/null
 echo "| stars | wall s | stars/s | peak RSS MiB | file GiB |"
 echo "|---|---|---|---|---|"
 for n in "$@"; do

@@ -1,4 +1,5 @@
-//! GalacticFlow's cleaning, per galaxy and in its order (REFERENCE.md section 1):
+//! GalacticFlow's cleaning, per galaxy (REFERENCE.md section 1). The masks of steps 1 and 2 are both built on
+//! the whole galaxy and applied together, as GalacticFlow's `constraindata` does:
 //! 1. radial cut at the `r_percentile` of r = |(x, y, z)|, capped at `r_max`; if the cap applies, cut again
 //!    at the same percentile of r inside the cap;
 //! 2. drop the `drop_top_z` stars with the highest Z; keep [Fe/H] >= `feh_min` and [O/Fe] >= `ofe_min`;
@@ -95,36 +96,30 @@ impl std::fmt::Display for CleanReport {
     }
 }
 
-fn keep_rows(a: &Array2<f32>, keep: impl Fn(ndarray::ArrayView1<f32>) -> bool) -> Array2<f32> {
-    let idx: Vec<usize> = a.outer_iter().enumerate().filter(|(_, r)| keep(*r)).map(|(i, _)| i).collect();
-    a.select(Axis(0), &idx)
-}
-
 fn radius(r: ndarray::ArrayView1<f32>) -> f32 {
     (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt()
 }
 
-/// Step 1: the radial cut; returns the kept stars and the radius cut at.
-pub fn radial_cut(stars: &Array2<f32>, cfg: &CleanConfig) -> (Array2<f32>, f64) {
+/// Step 1's mask: the radial cut, and the radius cut at.
+pub fn radial_mask(stars: &Array2<f32>, cfg: &CleanConfig) -> (Vec<bool>, f64) {
     let r: Vec<f32> = stars.outer_iter().map(radius).collect();
     let mut rcut = percentile(&r, cfg.r_percentile);
-    let mut s = stars.clone();
     if rcut > cfg.r_max {
-        s = keep_rows(&s, |row| f64::from(radius(row)) < cfg.r_max);
-        let inner: Vec<f32> = s.outer_iter().map(radius).collect();
+        let inner: Vec<f32> = r.iter().copied().filter(|&v| f64::from(v) <= cfg.r_max).collect();
         rcut = percentile(&inner, cfg.r_percentile);
     }
-    (keep_rows(&s, |row| f64::from(radius(row)) <= rcut), rcut)
+    (r.iter().map(|&v| f64::from(v) <= rcut).collect(), rcut)
 }
 
-/// Step 2: the metallicity cuts.
-pub fn metal_cut(stars: &Array2<f32>, cfg: &CleanConfig) -> Array2<f32> {
+/// Step 2's mask: not among the `drop_top_z` highest Z, and above both floors. Like every mask of
+/// GalacticFlow's `constraindata`, it is built on the whole galaxy, so a top-Z star outside the radial cut
+/// counts among the ten.
+pub fn metal_mask(stars: &Array2<f32>, cfg: &CleanConfig) -> Vec<bool> {
     let mut order: Vec<usize> = (0..stars.nrows()).collect();
     order.sort_by(|&a, &b| stars[[b, METALS]].total_cmp(&stars[[a, METALS]]));
-    let mut drop = vec![false; stars.nrows()];
-    order.iter().take(cfg.drop_top_z).for_each(|&i| drop[i] = true);
-    let idx: Vec<usize> = (0..stars.nrows()).filter(|&i| !drop[i] && passes_floors(stars.row(i), cfg)).collect();
-    stars.select(Axis(0), &idx)
+    let mut keep: Vec<bool> = stars.outer_iter().map(|row| passes_floors(row, cfg)).collect();
+    order.iter().take(cfg.drop_top_z).for_each(|&i| keep[i] = false);
+    keep
 }
 
 /// GalacticFlow's floors: [Fe/H] >= `feh_min` and [O/Fe] >= `ofe_min`.
@@ -218,8 +213,10 @@ pub fn clean(galaxies: &[Galaxy], cfg: &CleanConfig) -> Result<(Vec<Galaxy>, Cle
     for g in galaxies {
         rep.stars_in += g.n();
         rep.non_finite_cut += non_finite_stars(g, cfg)?;
-        let (s, rcut) = radial_cut(&g.stars, cfg);
-        let mut s = metal_cut(&s, cfg);
+        let (radial, rcut) = radial_mask(&g.stars, cfg);
+        let metal = metal_mask(&g.stars, cfg);
+        let idx: Vec<usize> = (0..g.n()).filter(|&i| radial[i] && metal[i]).collect();
+        let mut s = g.stars.select(Axis(0), &idx);
         if let Some(reason) = drop_reason(&s, cfg) {
             rep.galaxies_cut.push(Dropped { id: g.id.clone(), reason });
             rep.stars_cut += g.n();
@@ -253,29 +250,42 @@ mod tests {
     }
 
     #[test]
-    fn radial_cut_keeps_the_percentile_and_applies_the_cap() {
+    fn radial_mask_keeps_the_percentile_and_applies_the_cap() {
         let cfg = CleanConfig::default();
         let g = galaxy(2000, 1, 10.0);
-        let (kept, _) = radial_cut(&g, &cfg);
-        assert_eq!(kept.nrows(), 1900, "95% of 2000 distinct radii");
+        let (kept, _) = radial_mask(&g, &cfg);
+        assert_eq!(kept.iter().filter(|&&k| k).count(), 1900, "95% of 2000 distinct radii");
         // Far beyond the cap: everything kept lies inside r_max.
         let big = galaxy(2000, 2, 100.0);
-        let (kept, _) = radial_cut(&big, &cfg);
-        assert!(kept.outer_iter().all(|r| f64::from(radius(r)) < cfg.r_max));
-        assert!(!kept.is_empty());
+        let (kept, _) = radial_mask(&big, &cfg);
+        assert!(big.outer_iter().zip(&kept).all(|(r, &k)| !k || f64::from(radius(r)) <= cfg.r_max));
+        assert!(kept.iter().any(|&k| k));
     }
 
     #[test]
-    fn metal_cut_drops_the_top_z_and_the_floors() {
+    fn metal_mask_drops_the_top_z_and_the_floors() {
         let cfg = CleanConfig::default();
         let mut g = galaxy(600, 3, 5.0);
         g[[0, 7]] = -9.0;
         g[[1, 8]] = -1.5;
         let top = g.column(METALS).iter().copied().fold(f32::MIN, f32::max);
-        let kept = metal_cut(&g, &cfg);
-        assert_eq!(kept.nrows(), 600 - 10 - 2);
-        assert!(kept.column(METALS).iter().all(|&z| z < top));
-        assert!(kept.column(7).iter().all(|&v| v >= -8.0) && kept.column(8).iter().all(|&v| v >= -1.0));
+        let keep = metal_mask(&g, &cfg);
+        assert_eq!(keep.iter().filter(|&&k| k).count(), 600 - 10 - 2);
+        assert!(g.outer_iter().zip(&keep).all(|(r, &k)| !k || (r[METALS] < top && r[7] >= -8.0 && r[8] >= -1.0)));
+    }
+
+    #[test]
+    fn top_z_stars_are_chosen_on_the_whole_galaxy_as_galacticflow() {
+        // The 10 highest-Z stars all lie far out: the radial cut removes them, and no star inside goes for Z.
+        let cfg = CleanConfig::default();
+        let mut g = galaxy(2000, 4, 5.0);
+        for i in 0..10 {
+            g[[i, 0]] = 20.0 + i as f32;
+            g[[i, METALS]] = 0.5;
+        }
+        let (kept, rep) = clean(&[Galaxy::new("far", g.clone())], &cfg).unwrap();
+        let (radial, _) = radial_mask(&g, &cfg);
+        assert_eq!(kept[0].n(), radial.iter().filter(|&&k| k).count(), "{rep}");
     }
 
     #[test]
