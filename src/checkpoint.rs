@@ -69,9 +69,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     for name in names {
         let key = name.trim_end_matches(".npy").to_string();
         if key == CONFIG {
-            let bytes = z
-                .by_name::<OwnedRepr<u8>, IxDyn>(&name)
-                .map_err(|e| unreadable(path, CONFIG, e))?;
+            let bytes = z.by_name::<OwnedRepr<u8>, IxDyn>(&name).map_err(|e| unreadable(path, CONFIG, e))?;
             let v: serde_json::Value = serde_json::from_slice(bytes.as_slice().unwrap_or(&[]))
                 .map_err(|e| ck(path, format!("entry '{CONFIG}' is not valid JSON: {e}")))?;
             config = Some(v);

@@ -6,7 +6,6 @@ use galactic_forge::{checkpoint, Device, Error, Tensor, Var};
 
 const CPU: Device = Device::Cpu;
 
-
 fn vars() -> Vec<Var> {
     vec![
         Var::new("layer0.weight", Tensor::from_vec((0..12).map(|i| i as f32 * 0.5).collect(), &[3, 4], &CPU).unwrap()),

@@ -177,7 +177,6 @@ fn glow_bad_input_is_one_clear_error() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_saves_at_a_batch_boundary_and_resume_matches() {
-    use std::io::BufRead;
     let d = tmpdir("glow-int");
     let data = d.join("hi");
     let (code, _, err) = gforge(&["synth", "hi-maps", "--out", s(&data), "--sims", "30", "--maps-per-sim", "3"]);
@@ -193,22 +192,8 @@ fn ctrl_c_saves_at_a_batch_boundary_and_resume_matches() {
     assert_eq!(code, 0, "{err}");
 
     let model = d.join("int.npz");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gforge"))
-        .args(args(&model))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The first line comes before the first batch, after the handler is installed.
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.contains("maps of 30 parameter sets"), "{line}");
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "the run was not interrupted (finished first?): {err}");
+    let (code, err) = common::gforge_interrupted(&args(&model), std::time::Duration::from_millis(100));
+    assert_eq!(code, 130, "the run was not interrupted (finished first?): {err}");
     assert!(err.contains("interrupted: checkpoint") && err.contains("--resume") && !err.contains("panicked"), "{err}");
 
     let mut resume = args(&model);

@@ -334,3 +334,60 @@ fn keep_best_needs_held_out_galaxies_and_the_cli_reports_both_epochs() {
     args[3] = one.to_str().unwrap().to_string();
     assert_clear_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), "--keep best needs held-out galaxies");
 }
+
+/// Ctrl-C during `flow train`: a checkpoint at the next batch boundary, exit 130, and `--resume` ends on the
+/// weights of an uninterrupted run, bit for bit; a second run on the same --out meanwhile is refused.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_at_a_batch_boundary_and_resume_matches() {
+    let data = small_data("flow-int");
+    let ds = data.to_str().unwrap().to_string();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "flow",
+            "train",
+            "--data",
+            &ds,
+            "--out",
+            out.to_str().unwrap(),
+            "--layers",
+            "2",
+            "--hidden",
+            "16",
+            "--bins",
+            "4",
+            "--epochs",
+            "12",
+            "--batch",
+            "64",
+            "--val-ids",
+            "g003",
+            "--device",
+            "cpu",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let reference = data.join("ref.npz");
+    let (code, _, err) = common::gforge(&args(&reference).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+
+    let model = data.join("int.npz");
+    let (code, err) = common::gforge_interrupted(&args(&model), std::time::Duration::from_millis(150));
+    assert_eq!(code, 130, "the run was not interrupted (finished first?): {err}");
+    assert!(err.contains("interrupted: checkpoint") && !err.contains("panicked"), "{err}");
+    let mut resume = args(&model);
+    resume.push("--resume".into());
+    let held = std::fs::File::create(data.join("int.npz.lock")).unwrap();
+    held.lock().unwrap();
+    assert_clear_error(&resume.iter().map(String::as_str).collect::<Vec<_>>(), "another process is writing");
+    drop(held);
+    let (code, _, err) = common::gforge(&resume.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    let (a, b) = (checkpoint::load(&reference).unwrap(), checkpoint::load(&model).unwrap());
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for (k, v) in &a.tensors {
+        assert_eq!(v, &b.tensors[k], "{k} differs after an interrupted and resumed run");
+    }
+}

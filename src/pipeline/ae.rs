@@ -2,6 +2,7 @@
 //! `gforge ae train | encode | show`. Checkpoints hold the weights, the Adam state and a JSON config
 //! (model, training settings, state, which galaxies were held out), written atomically after every epoch;
 //! `--resume` continues bit-identically on the CPU, as the flow trainer does.
+use super::interrupt::{self, EpochPosition};
 use crate::autodiff::{backward, no_grad};
 use crate::backend::Device;
 use crate::checkpoint;
@@ -98,6 +99,9 @@ pub struct AeState {
     pub epoch: usize,
     pub step: u64,
     pub history: Vec<AeEpochLog>,
+    /// Inside the current epoch (non-zero only in a checkpoint written on an interruption).
+    #[serde(default)]
+    pub position: EpochPosition,
 }
 
 /// Runs `f` on the set in batches of 16 images [n, 3, S, S], without a tape (evaluation and encoding).
@@ -157,6 +161,7 @@ pub fn train(
     if let Some(dir) = ckpt.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
     }
+    let _lock = crate::io::lock_output(ckpt)?;
     let ae = Autoencoder::new(cfg, dev)?;
     let vars = ae.all_vars();
     let mut opt = Adam::new(vars.clone(), AdamConfig::new(AdamKind::Adam, tc.lr));
@@ -179,9 +184,17 @@ pub fn train(
             tc.seed ^ (state.epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ));
         let bar = super::train::epoch_bar(n.div_ceil(tc.batch), state.epoch, tc.epochs, progress);
+        bar.inc(state.position.batch as u64);
         let t0 = Instant::now();
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-        for chunk in order.chunks(tc.batch) {
+        let seen_before = state.position.seen;
+        for chunk in order.chunks(tc.batch).skip(state.position.batch) {
+            if interrupt::stop_requested() {
+                bar.abandon();
+                let mut all = vars.clone();
+                all.extend(opt.state_vars());
+                checkpoint::save(ckpt, &all, &config_json(cfg, tc, &state, train, val))?;
+                return Err(interrupt::interrupted(ckpt, state.epoch + 1, state.position.batch));
+            }
             let xb = x_all.gather(0, &Indices::new(chunk, n, dev)?)?;
             let loss = ae.loss(&xb)?;
             let lv = loss.item()?;
@@ -191,9 +204,9 @@ pub fn train(
             }
             opt.step(&backward(&loss)?)?;
             state.step += 1;
-            loss_sum += f64::from(lv) * chunk.len() as f64;
-            seen += chunk.len();
-            bar.set_message(format!("mse {lv:.5} {:.1} images/s", seen as f64 / t0.elapsed().as_secs_f64().max(1e-9)));
+            state.position.add(lv, chunk.len());
+            let rate = (state.position.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("mse {lv:.5} {rate:.1} images/s"));
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -201,9 +214,9 @@ pub fn train(
         let log = AeEpochLog {
             epoch: state.epoch + 1,
             steps: state.step,
-            train_mse: loss_sum / seen.max(1) as f64,
+            train_mse: state.position.mean(),
             val_mse: if val.is_empty() { None } else { Some(mean_mse(&ae, val, dev)?) },
-            images_per_s: seen as f64 / seconds.max(1e-9),
+            images_per_s: (state.position.seen - seen_before) as f64 / seconds.max(1e-9),
             seconds,
         };
         if progress {
@@ -215,6 +228,7 @@ pub fn train(
         }
         state.history.push(log);
         state.epoch += 1;
+        state.position = EpochPosition::default();
         let mut all = vars.clone();
         all.extend(opt.state_vars());
         checkpoint::save(ckpt, &all, &config_json(cfg, tc, &state, train, val))?;

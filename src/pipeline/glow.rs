@@ -4,10 +4,10 @@
 //! (patience 10, factor 0.8, min 1e-5), random cyclic shifts and flips. A checkpoint after every epoch,
 //! exact resume; a non-finite loss stops training before anything is written, so the last checkpoint stays
 //! good. The scalings travel in the checkpoint, so a model samples and scores maps in the data's own units.
+use super::interrupt::{self, EpochPosition};
 use crate::autodiff::{backward, no_grad};
 use crate::backend::Device;
 use crate::checkpoint;
-use super::interrupt;
 use crate::data::hi_maps::{augment, CondScaling, HiMaps, MapScaling};
 use crate::error::{Error, Result};
 use crate::models::{CondGlow, GlowConfig};
@@ -146,14 +146,9 @@ pub struct GlowState {
     pub step: u64,
     pub plateau: ReduceOnPlateau,
     pub history: Vec<GlowEpochLog>,
-    /// Inside an epoch stopped by an interruption: batches done, and their summed loss and maps, so the
-    /// resumed epoch skips them and reports the same mean.
+    /// Inside the current epoch (non-zero only in a checkpoint written on an interruption).
     #[serde(default)]
-    pub batch: usize,
-    #[serde(default)]
-    pub loss_sum: f64,
-    #[serde(default)]
-    pub seen: usize,
+    pub position: EpochPosition,
 }
 
 /// What a Glow checkpoint carries besides the weights: the model, how data maps to model units, and the
@@ -260,9 +255,7 @@ pub fn train(
         step: 0,
         plateau: ReduceOnPlateau::new(tc.lr, tc.factor, tc.patience, tc.min_lr),
         history: Vec::new(),
-        batch: 0,
-        loss_sum: 0.0,
-        seen: 0,
+        position: EpochPosition::default(),
     };
     if resume {
         let ck = checkpoint::load(ckpt)?;
@@ -299,14 +292,14 @@ pub fn train(
             tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ));
         let bar = super::train::epoch_bar(n.div_ceil(tc.batch), epoch, tc.epochs, progress);
-        bar.inc(state.batch as u64);
+        bar.inc(state.position.batch as u64);
         let t0 = Instant::now();
-        let seen_before = state.seen;
-        for chunk in order.chunks(tc.batch).skip(state.batch) {
+        let seen_before = state.position.seen;
+        for chunk in order.chunks(tc.batch).skip(state.position.batch) {
             if interrupt::stop_requested() {
                 bar.abandon();
                 save(&state, &opt)?;
-                return Err(interrupt::interrupted(ckpt, epoch + 1, state.batch));
+                return Err(interrupt::interrupted(ckpt, epoch + 1, state.position.batch));
             }
             if tc.schedule == LrSchedule::Cosine {
                 opt.set_lr(tc.cosine(n.div_ceil(tc.batch)).at(state.step));
@@ -339,16 +332,14 @@ pub fn train(
             }
             opt.step(&grads)?;
             state.step += 1;
-            state.batch += 1;
-            state.loss_sum += f64::from(lv) * chunk.len() as f64;
-            state.seen += chunk.len();
-            let rate = (state.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            state.position.add(lv, chunk.len());
+            let rate = (state.position.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("nll {lv:.4} {rate:.1} maps/s"));
             bar.inc(1);
         }
         bar.finish_and_clear();
         let seconds = t0.elapsed().as_secs_f64();
-        let train_nll = state.loss_sum / state.seen.max(1) as f64;
+        let train_nll = state.position.mean();
         let lr = match tc.schedule {
             LrSchedule::Plateau => {
                 let lr = state.plateau.step(train_nll as f32);
@@ -363,7 +354,7 @@ pub fn train(
             train_nll,
             val_nll: if val.is_empty() { None } else { Some(mean_nll(&model, val, dev)?) },
             lr,
-            maps_per_s: (state.seen - seen_before) as f64 / seconds.max(1e-9),
+            maps_per_s: (state.position.seen - seen_before) as f64 / seconds.max(1e-9),
             seconds,
         };
         if progress {
@@ -375,7 +366,7 @@ pub fn train(
         }
         state.history.push(log);
         state.epoch += 1;
-        (state.batch, state.loss_sum, state.seen) = (0, 0.0, 0);
+        state.position = EpochPosition::default();
         save(&state, &opt)?;
     }
     Ok((model, state))

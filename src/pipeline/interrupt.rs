@@ -3,6 +3,7 @@
 //! that records the position inside the epoch, and returns [`Error::Interrupted`], so `--resume` continues
 //! with the next batch exactly as an uninterrupted run would have. Process-wide, as the signal it stands for.
 use crate::error::Error;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,4 +27,25 @@ pub fn clear_stop() {
 /// The error a trainer returns once it has saved `ckpt` after `batch` batches of epoch `epoch` (1-based).
 pub(crate) fn interrupted(ckpt: &Path, epoch: usize, batch: usize) -> Error {
     Error::Interrupted { path: ckpt.display().to_string(), epoch, batch }
+}
+
+/// Where a run is inside its current epoch: batches done, and their summed loss and row count, so an epoch
+/// resumed after an interruption skips those batches and reports the same mean loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochPosition {
+    pub batch: usize,
+    pub loss_sum: f64,
+    pub seen: usize,
+}
+
+impl EpochPosition {
+    pub(crate) fn add(&mut self, loss: f32, rows: usize) {
+        self.batch += 1;
+        self.loss_sum += f64::from(loss) * rows as f64;
+        self.seen += rows;
+    }
+
+    pub(crate) fn mean(&self) -> f64 {
+        self.loss_sum / self.seen.max(1) as f64
+    }
 }

@@ -7,6 +7,7 @@
 //! is kept too, in a second file beside the checkpoint ([`best_path`]: `flow.npz` -> `flow.best.npz`,
 //! weights and config without optimiser state). The checkpoint itself always holds the last epoch, so
 //! `--resume` continues bit-identically; `keep` says which of the two sampling and evaluation load.
+use super::interrupt::{self, EpochPosition};
 use super::model::{build_flow, FlowSpec};
 use super::prepare::{PrepareConfig, Prepared};
 use crate::autodiff::{backward, no_grad};
@@ -146,6 +147,9 @@ pub struct TrainState {
     pub history: Vec<EpochLog>,
     #[serde(default)]
     pub best: Option<BestEpoch>,
+    /// Inside the current epoch (non-zero only in a checkpoint written on an interruption).
+    #[serde(default)]
+    pub position: EpochPosition,
 }
 
 /// Where the best held-out epoch of checkpoint `ckpt` is kept: `flow.npz` -> `flow.best.npz`.
@@ -261,6 +265,7 @@ pub fn train(
             "--keep best needs held-out galaxies to choose the best epoch by; none are left out".into(),
         ));
     }
+    let _lock = crate::io::lock_output(ckpt)?;
     let flow = build_flow(spec, dev)?;
     let trainable = flow.vars();
     let mut opt = Adam::new(trainable.clone(), tc.adam()?);
@@ -270,6 +275,7 @@ pub fn train(
         schedule: ExponentialLr::new(tc.lr, tc.gamma, tc.gamma_every).with_slow_phase(tc.slow_below, tc.slow_every),
         history: Vec::new(),
         best: None,
+        position: EpochPosition::default(),
     };
     if resume {
         let ck = checkpoint::load(ckpt)?;
@@ -307,11 +313,19 @@ pub fn train(
             tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ));
         let bar = epoch_bar(steps_per_epoch, epoch, tc.epochs, progress);
+        bar.inc(state.position.batch as u64);
         let t0 = Instant::now();
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-        for chunk in order.chunks(tc.batch) {
+        let seen_before = state.position.seen;
+        for chunk in order.chunks(tc.batch).skip(state.position.batch) {
             if tc.max_steps.is_some_and(|m| state.step >= m) {
                 break;
+            }
+            if interrupt::stop_requested() {
+                bar.abandon();
+                let mut vars = all_vars(flow.as_ref());
+                vars.extend(opt.state_vars());
+                checkpoint::save(ckpt, &vars, &checkpoint_config(spec, p, prep, tc, &state, ckpt, LAST))?;
+                return Err(interrupt::interrupted(ckpt, epoch + 1, state.position.batch));
             }
             let rows = Indices::new(chunk, n, dev)?;
             let gal: Vec<u32> = chunk.iter().map(|&i| train.galaxy[i as usize]).collect();
@@ -336,9 +350,8 @@ pub fn train(
             opt.step(&grads)?;
             opt.set_lr(state.schedule.step());
             state.step += 1;
-            loss_sum += f64::from(lv) * chunk.len() as f64;
-            seen += chunk.len();
-            let rate = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            state.position.add(lv, chunk.len());
+            let rate = (state.position.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("loss {lv:.4} {rate:.0} stars/s"));
             bar.inc(1);
         }
@@ -348,10 +361,10 @@ pub fn train(
         let log = EpochLog {
             epoch: epoch + 1,
             steps: state.step,
-            train_nll: loss_sum / seen.max(1) as f64,
+            train_nll: state.position.mean(),
             val_nll,
             lr: state.schedule.lr,
-            stars_per_s: seen as f64 / seconds.max(1e-9),
+            stars_per_s: (state.position.seen - seen_before) as f64 / seconds.max(1e-9),
             seconds,
         };
         let improved = log.val_nll.is_some_and(|v| v.is_finite() && state.best.as_ref().is_none_or(|b| v < b.val_nll));
@@ -363,6 +376,7 @@ pub fn train(
         }
         state.history.push(log);
         state.epoch += 1;
+        state.position = EpochPosition::default();
         // The best first: if the run stops between the two writes, `--resume` redoes this epoch and both.
         if improved {
             let config = checkpoint_config(spec, p, prep, tc, &state, ckpt, BEST);

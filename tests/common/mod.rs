@@ -35,6 +35,30 @@ pub fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
+/// Runs `gforge args...` and sends it SIGINT (Ctrl-C) `after` its first line of output (printed before
+/// training starts, once the handler is installed): (exit code, stderr).
+#[cfg(unix)]
+pub fn gforge_interrupted(args: &[String], after: std::time::Duration) -> (i32, String) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gforge"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    std::thread::sleep(after);
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    // Drain stdout so the child never blocks on a full pipe.
+    std::io::copy(&mut out, &mut std::io::sink()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into())
+}
+
 /// One `gforge: ...` line naming `what`, a non-zero exit, no panic.
 pub fn assert_clear_error(args: &[&str], what: &str) {
     let (code, _, err) = gforge(args);
