@@ -78,7 +78,11 @@ impl HiMaps {
     /// The maps must be grouped as CAMELS groups them: `maps_per_sim` consecutive maps per set.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let (mps, p) = (self.maps_per_sim, self.side * self.side);
-        if mps == 0 || self.len() % mps != 0 || self.maps.len() != self.len() * p || self.sim.len() != self.len() {
+        if mps == 0
+            || !self.len().is_multiple_of(mps)
+            || self.maps.len() != self.len() * p
+            || self.sim.len() != self.len()
+        {
             return Err(Error::Data(format!(
                 "HI maps: {} maps ({} values, {} set indices) are not whole sets of {mps} maps of {p} pixels",
                 self.len(),

@@ -157,7 +157,7 @@ fn spectrum(sum: &[f64], count: &[usize], side: usize, box_size: f64) -> (Vec<f6
 pub fn mean_power_spectrum(maps: &[f32], side: usize, box_size: f64) -> Result<(Vec<f64>, Vec<f64>)> {
     check(side * side, side, box_size)?;
     let p = side * side;
-    if maps.is_empty() || maps.len() % p != 0 {
+    if maps.is_empty() || !maps.len().is_multiple_of(p) {
         return Err(Error::Data(format!(
             "power spectrum: {} values are not a whole number (>= 1) of {side} x {side} maps",
             maps.len()

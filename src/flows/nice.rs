@@ -55,7 +55,7 @@ impl Nice {
         let d = cfg.dim;
         let mut couplings = Vec::new();
         for i in 0..cfg.transforms {
-            let (a, b): (Vec<u32>, Vec<u32>) = (0..d as u32).partition(|j| (*j as usize + i) % 2 == 0);
+            let (a, b): (Vec<u32>, Vec<u32>) = (0..d as u32).partition(|j| (*j as usize + i).is_multiple_of(2));
             let mask: Vec<f32> = (0..d).map(|j| ((j + i) % 2 == 0) as u8 as f32).collect();
             let out = if cfg.affine { 2 * b.len() } else { b.len() };
             let mut sizes = vec![a.len() + cfg.cond_dim];

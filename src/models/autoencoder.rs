@@ -47,7 +47,7 @@ impl AeConfig {
             && self.channels[0] == 3
             && self.channels.iter().all(|&c| c > 0)
             && self.latents > 0
-            && self.image % (1 << steps) == 0
+            && self.image.is_multiple_of(1 << steps)
             && self.image >> steps >= 1;
         if ok {
             Ok(())

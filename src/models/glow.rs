@@ -73,7 +73,7 @@ impl GlowConfig {
             && self.blocks >= 1
             && self.steps >= 1
             && self.hidden >= 1
-            && self.side % (1 << self.blocks.min(30)) == 0
+            && self.side.is_multiple_of(1 << self.blocks.min(30))
             && (0.0..1.0).contains(&self.floor)
             && !matches!(self.prior, GlowPrior::Conditional { hidden: 0 });
         if ok {

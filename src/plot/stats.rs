@@ -8,7 +8,7 @@ pub(crate) fn rows(data: &[f32], dims: usize, what: &str, func: &str) -> Result<
     if dims == 0 {
         return Err(invalid(format!("{func}: dims must be at least 1")));
     }
-    if data.len() % dims != 0 {
+    if !data.len().is_multiple_of(dims) {
         return Err(invalid(format!(
             "{func}: {what} has {} values, which is not a whole number of rows of {dims} columns",
             data.len()

@@ -42,7 +42,7 @@ impl Tensor {
     /// [N, C, H, W] -> [N, 4C, H/2, W/2] (H and W even).
     pub fn squeeze2x2(&self) -> Result<Tensor> {
         let s = self.shape();
-        if self.rank() != 4 || s[2] % 2 != 0 || s[3] % 2 != 0 {
+        if self.rank() != 4 || !s[2].is_multiple_of(2) || !s[3].is_multiple_of(2) {
             return Err(Error::shape("squeeze", format!("needs [N, C, H, W] with H, W even, got {s:?}")));
         }
         crate::ops::conv2d::check_u32("squeeze", &[s])?;
@@ -52,7 +52,7 @@ impl Tensor {
     /// [N, 4C, H, W] -> [N, C, 2H, 2W], the inverse of [`Tensor::squeeze2x2`].
     pub fn unsqueeze2x2(&self) -> Result<Tensor> {
         let s = self.shape();
-        if self.rank() != 4 || s[1] % 4 != 0 {
+        if self.rank() != 4 || !s[1].is_multiple_of(4) {
             return Err(Error::shape("unsqueeze", format!("needs [N, 4C, H, W], got {s:?}")));
         }
         crate::ops::conv2d::check_u32("unsqueeze", &[s])?;
