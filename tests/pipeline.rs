@@ -163,6 +163,12 @@ fn sampling_streams_reproducibly_in_physical_units() {
         &["flow", "sample", "--model", ckp, "--condition", "1,2", "--stars", "5", "--device", "cpu"],
         "4 finite values",
     );
+    // A training galaxy's own condition draws no warning; a mass far beyond the training galaxies' does.
+    let c0 = sample::condition(&m, Some("g000"), None).unwrap();
+    assert!(sample::range_warnings(&m, &c0).is_empty());
+    let far: Vec<f64> = c0.iter().enumerate().map(|(j, &v)| if j == 0 { v + 10.0 } else { v }).collect();
+    let w = sample::range_warnings(&m, &far);
+    assert!(w.len() == 1 && w[0].contains("outside the training galaxies' range"), "{w:?}");
     // A full disk (a file-size limit, with SIGXFSZ ignored so the write fails with EFBIG instead of killing
     // the process): one clear error naming the file, the previous samples intact, no temporary left behind.
     let before = std::fs::read(&a).unwrap();

@@ -554,6 +554,7 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
                 println!("sampling the best held-out epoch the checkpoint keeps: {}", m.path.display());
             }
             let c = pipeline::sample::condition(&m, galaxy.as_deref(), condition.as_deref())?;
+            pipeline::sample::range_warnings(&m, &c).iter().for_each(|w| eprintln!("warning: {w}"));
             pipeline::sample::sample_to_npy(&m, &c, stars, chunk, seed, &out, &dev, true)?;
             println!("{stars} stars -> {}", out.display());
             Ok(true)

@@ -51,6 +51,35 @@ pub fn condition(model: &SavedModel, galaxy: Option<&str>, values: Option<&[f64]
     Ok(c)
 }
 
+/// A warning for each value of the physical condition `c` outside the range the training galaxies span
+/// (stored in the checkpoint), where the flow extrapolates.
+pub fn range_warnings(model: &SavedModel, c: &[f64]) -> Vec<String> {
+    let names = &model.standardizer.cond_names;
+    let train: Vec<Vec<f64>> = model.config["train_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|id| id.as_str())
+        .filter_map(|id| serde_json::from_value(model.config["conditions"][id].clone()).ok())
+        .filter(|v: &Vec<f64>| v.len() == c.len())
+        .collect();
+    if train.is_empty() {
+        return Vec::new();
+    }
+    (0..c.len())
+        .filter_map(|j| {
+            let (lo, hi) = train.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v[j]), hi.max(v[j])));
+            (!(lo..=hi).contains(&c[j])).then(|| {
+                let name = names.get(j).map_or("?", String::as_str);
+                format!(
+                    "{name} = {} is outside the training galaxies' range [{lo}, {hi}]: the flow extrapolates there",
+                    c[j]
+                )
+            })
+        })
+        .collect()
+}
+
 /// Draws `n` stars for one physical condition and writes them, [n, 10] physical units, to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_to_npy(
