@@ -1,12 +1,13 @@
 //! Launch limits and sizes, on the CPU and every WGPU adapter (CUDA where a driver exists):
 //! - every op family on tensors with a dimension past 65,535 (70,001 rows; the row reductions, softmax, batched
-//!   products and the transpose launch more than 65,535 blocks, as does a 1-D op over 2^24 + 1 elements), so
+//!   products and the transpose launch more than 65,535 blocks, as does a 1-D op over 2^24 + 256 elements), so
 //!   grids past a device's per-dimension limit are tiled for real;
 //! - every selftest case with each grid dimension capped at 7 blocks, so launches' blocks fold over x, y and z
 //!   exactly as launches past 65,535 blocks per dimension do on a real GPU;
 //! - tensors past 2^32 elements refused with a clear error before anything is allocated;
-//! - every op family on tensors with a zero-length dimension: an empty result of the right shape, with no launch,
-//!   forward and backward, on every backend.
+//! - every op family on tensors with a zero-length dimension: an empty result of the right shape with no launch,
+//!   and the CPU's values and gradients, on every backend.
+//!
 //! The PTX side of the tiling is checked by tools/ptxsim (`tiled`).
 mod common;
 
