@@ -4,7 +4,8 @@
 //! - `cuda`: NVIDIA GPUs through the driver API (loaded at run time), running the PTX in `kernels/`.
 //!
 //! The two GPU backends share one launch description ([`Launch`]): the same parameter struct, buffer
-//! order and grid (see kernels/README.md), so an op describes its GPU launch once.
+//! order and block numbering (see kernels/README.md), so an op describes its GPU launch once, and each
+//! backend fits it to its device's grid limits.
 pub mod cuda;
 pub mod wgpu;
 

@@ -142,7 +142,7 @@ pub(crate) fn weight_grad(p: &Params, x: &Tensor, g: &Tensor) -> Result<Tensor> 
     if let (Some(xv), Some(gv)) = (x.storage().cpu(), g.storage().cpu()) {
         return Tensor::from_storage(Storage::Cpu(cpu::conv2d_wgrad(p, xv, gv)), &shape, dev);
     }
-    // Split K over grid.z when the M x N tiles alone cannot fill a GPU (the first layer: 64 x 48 is one
+    // Split K into slices when the M x N tiles alone cannot fill a GPU (the first layer: 64 x 48 is one
     // tile over 200k products); the slices are summed by the reduce kernel. 256 blocks fill an H100's 132
     // SMs twice; no slice is shorter than 256 products.
     let tiles = [n.div_ceil(TILE), m.div_ceil(TILE)];
