@@ -74,9 +74,9 @@ fn adam_family_solves_least_squares() {
 fn radam_warms_up_like_torch() {
     // rho_t <= 5 for the first 5 steps with beta2 = 0.999 (momentum only), rectified from step 6.
     let cfg = AdamConfig::new(AdamKind::RAdam, 1e-3);
-    let use_v: Vec<u32> = (1..=7).map(|t| Adam::params(&cfg, 1, t).use_v).collect();
+    let use_v: Vec<u32> = (1..=7).map(|t| Adam::params(&cfg, 1, t).unwrap().use_v).collect();
     assert_eq!(use_v, vec![0, 0, 0, 0, 0, 1, 1]);
-    let p = Adam::params(&cfg, 1, 1000);
+    let p = Adam::params(&cfg, 1, 1000).unwrap();
     assert!(p.scale > 0.0 && p.scale < 1.0);
 }
 

@@ -1,7 +1,7 @@
 //! Every op, forward and backward, on each GPU device against the CPU (the selftest cases), with outputs
 //! poisoned before each launch. WGPU runs on whatever adapters exist (lavapipe and GL/llvmpipe in CI);
 //! with GFORGE_STRICT=1 a missing adapter fails instead of skipping. CUDA runs where a driver exists.
-use galactic_forge::backend::{self, grid_1d, wgpu, Device, Launch, BLOCK};
+use galactic_forge::backend::{self, wgpu, Device, Launch};
 use galactic_forge::ops::unary::UnaryOp;
 use galactic_forge::selftest;
 use galactic_forge::Tensor;
@@ -59,14 +59,8 @@ fn poisoned_outputs_expose_unwritten_elements() {
         backend::set_poison(true);
         let n = 1000;
         let x = Tensor::from_vec((0..n).map(|i| i as f32 / n as f32).collect(), &[n], &dev).unwrap();
-        let p = UnaryOp::Exp.params(n - 1);
-        let l = Launch {
-            family: "unary",
-            entry: "unary_fwd",
-            params: bytemuck::bytes_of(&p),
-            grid: grid_1d(n),
-            block: [BLOCK, 1, 1],
-        };
+        let p = UnaryOp::Exp.params(n - 1).unwrap();
+        let l = Launch::elementwise("unary", "unary_fwd", &p, n);
         let out = dev.alloc(n).unwrap();
         dev.launch(&l, &[x.storage()], &[&out]).unwrap();
         let y = dev.download(&out).unwrap();
@@ -82,14 +76,8 @@ fn poisoned_outputs_expose_unwritten_elements() {
 fn invalid_launch_is_an_error_not_a_panic() {
     for dev in wgpu_devices() {
         let x = Tensor::from_vec(vec![1.0; 10], &[10], &dev).unwrap();
-        let p = UnaryOp::Exp.params(10);
-        let l = Launch {
-            family: "unary",
-            entry: "unary_fwd",
-            params: bytemuck::bytes_of(&p),
-            grid: grid_1d(10),
-            block: [BLOCK, 1, 1],
-        };
+        let p = UnaryOp::Exp.params(10).unwrap();
+        let l = Launch::elementwise("unary", "unary_fwd", &p, 10);
         let err = dev.launch(&l, &[x.storage()], &[]).and_then(|_| dev.synchronize());
         assert!(err.is_err(), "{dev}: a missing output binding must be reported");
         let missing = Launch { entry: "no_such_entry", ..l };

@@ -27,7 +27,7 @@ fn apply(x: f32, y: f32) -> f32 {
 @compute @workgroup_size(256)
 fn binary_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (i >= p.n) { return; }
     // Unravel i over the output shape (last dimension fastest), accumulating each operand's offset.
     var rem = i;

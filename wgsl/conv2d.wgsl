@@ -38,7 +38,8 @@ fn mac(acc: ptr<function, array<f32, 16>>, tx: u32, ty: u32) {
 }
 
 // y [batch, cout, oh, ow] = w [cout, K] cols(x) [K, batch oh ow] (+ bias); K = cin kh kw.
-// Grid: (column tiles split over x and z, ceil(cout / 64), ...), column tile = wid.z * nwg.x + wid.x.
+// Tiles: the workgroup's linear number (kernels/README.md, "Grid") is row tile + ceil(cout / 64) column tile;
+// a column tile past the end returns as a whole, before any barrier.
 @compute @workgroup_size(16, 16)
 fn conv2d_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -49,8 +50,10 @@ fn conv2d_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let kk2 = p.kh * p.kw;
     let kdim = p.cin * kk2;
     let ncol = p.batch * ohw;
-    let row0 = wid.y * 64u;
-    let col0 = (wid.z * nwg.x + wid.x) * 64u;
+    let blk = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let nrow = (p.cout - 1u) / 64u + 1u;
+    let row0 = blk % nrow * 64u;
+    let col0 = blk / nrow * 64u;
     if (col0 >= ncol) { return; }
     // This thread's B column is fixed for the whole loop: decode it once.
     let jj = tid % 64u;
@@ -104,10 +107,12 @@ fn conv2d_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // dw [cout, K] = g [cout, batch oh ow] cols(x)^T [batch oh ow, K], split over the reduction: slice
-// wid.z sums positions [wid.z ksplit, min((wid.z + 1) ksplit, batch oh ow)) and writes dw + wid.z cout K.
-// Grid: (ceil(K / 64), ceil(cout / 64), slices).
+// z sums positions [z ksplit, min((z + 1) ksplit, batch oh ow)) and writes dw + z cout K; the host launches
+// max(1, ceil(batch oh ow / ksplit)) slices. Tiles (kernels/README.md, "Grid"): columns fastest, then rows,
+// then the slices; a number past the last slice returns as a whole, before any barrier.
 @compute @workgroup_size(16, 16)
-fn conv2d_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn conv2d_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
     let tx = lid.x;
     let ty = lid.y;
     let tid = ty * 16u + tx;
@@ -115,9 +120,14 @@ fn conv2d_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let kk2 = p.kh * p.kw;
     let ncol = p.cin * kk2;
     let ltot = p.batch * ohw;
-    let row0 = wid.y * 64u;
-    let col0 = wid.x * 64u;
-    let lbeg = wid.z * p.ksplit;
+    let blk = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let nct = (ncol - 1u) / 64u + 1u;
+    let nrt = (p.cout - 1u) / 64u + 1u;
+    let z = blk / nct / nrt;
+    if (z >= select(1u, (ltot - 1u) / p.ksplit + 1u, ltot > 0u)) { return; }
+    let row0 = blk / nct % nrt * 64u;
+    let col0 = blk % nct * 64u;
+    let lbeg = z * p.ksplit;
     let lend = min(lbeg + p.ksplit, ltot);
     // This thread's B column (ci, kh, kw) is fixed: decode it once.
     let cc = tid % 64u;
@@ -158,7 +168,7 @@ fn conv2d_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         mac(&acc, tx, ty);
         workgroupBarrier();
     }
-    let base = wid.z * p.cout * ncol;
+    let base = z * p.cout * ncol;
     for (var i = 0u; i < 4u; i++) {
         let co = row0 + ty * 4u + i;
         for (var jc = 0u; jc < 4u; jc++) {

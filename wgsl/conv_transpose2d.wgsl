@@ -22,8 +22,9 @@ fn count(len: u32, start: u32, s: u32) -> u32 {
     return select(0u, (len - start + s - 1u) / s, len > start);
 }
 
-// Grid: (the column tiles of every phase in turn, split over x and z: tile = wid.z * nwg.x + wid.x,
-// ceil(cout / 64), 1). A workgroup walks the phases to find its own; one past the last returns.
+// Tiles: the workgroup's linear number (kernels/README.md, "Grid") is row tile + ceil(cout / 64) column tile,
+// the column tiles of every phase in turn. A workgroup walks the phases to find its own; one past the last
+// returns as a whole, before any barrier.
 @compute @workgroup_size(16, 16)
 fn conv_transpose2d_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -31,8 +32,10 @@ fn conv_transpose2d_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     let ty = lid.y;
     let tid = ty * 16u + tx;
     let s = p.stride;
-    let row0 = wid.y * 64u;
-    var tile = wid.z * nwg.x + wid.x;
+    let blk = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let nrow = (p.cout - 1u) / 64u + 1u;
+    let row0 = blk % nrow * 64u;
+    var tile = blk / nrow;
     var ph = 0u;
     var nqx = 0u;
     var nq = 0u;

@@ -30,7 +30,7 @@ fn width() -> u32 { return select(p.p, 2u * p.p, p.affine != 0u); }
 @compute @workgroup_size(256)
 fn coupling_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let b = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let b = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (b >= p.rows) { return; }
     let xr = b * p.d;
     let tr = b * width();
@@ -61,7 +61,7 @@ fn coupling_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn coupling_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let b = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let b = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (b >= p.rows) { return; }
     let xr = b * p.d;
     let w = width();

@@ -38,7 +38,7 @@ fn slot(n: u32, j: u32, q: u32) -> Slot {
 @compute @workgroup_size(256)
 fn image_affine_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     let chw = p.c * p.hw;
     let nx = p.batch * chw;
     if (i >= nx) { return; }
@@ -80,7 +80,7 @@ fn image_affine_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 @compute @workgroup_size(256)
 fn image_affine_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     let chw = p.c * p.hw;
     let nx = p.batch * chw;
     if (i >= nx) { return; }

@@ -14,7 +14,7 @@ struct Params { batch: u32, c: u32, hw: u32, trans: u32 }
 @compute @workgroup_size(256)
 fn inv_conv1x1_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    let t = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let t = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (t >= p.batch * p.c * p.hw) { return; }
     let q = t % p.hw;
     let nc_o = t / p.hw;
@@ -37,7 +37,7 @@ var<workgroup> sh: array<f32, 256>;
 @compute @workgroup_size(256)
 fn inv_conv1x1_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let e = wid.y * nwg.x + wid.x;
+    let e = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
     if (e >= p.c * p.c) { return; }
     let go = (e / p.c) * p.hw;
     let xo = (e % p.c) * p.hw;

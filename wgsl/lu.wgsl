@@ -28,7 +28,7 @@ fn u_at(m: u32, j: u32) -> f32 {
 @compute @workgroup_size(256)
 fn lu_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let t = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let t = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     let d = p.d;
     if (t > d * d) { return; }
     if (t == d * d) {
@@ -63,7 +63,7 @@ fn ga_at(k: u32, j: u32) -> f32 {
 @compute @workgroup_size(256)
 fn lu_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let t = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let t = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     let d = p.d;
     if (t >= d * d) { return; }
     let r = t / d;

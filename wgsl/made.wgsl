@@ -15,13 +15,19 @@ struct Params { m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, mask_b: u32,
 var<workgroup> as_: array<f32, 1024>;
 var<workgroup> bs: array<f32, 1024>;
 
+// The workgroup's tile from its linear number (kernels/README.md, "Grid"): columns fastest, then rows; a
+// number past the last tile returns as a whole, before any barrier.
 @compute @workgroup_size(16, 16)
-fn made(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn made(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let blk = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let ncol = (p.n - 1u) / 64u + 1u;
+    if (blk / ncol >= (p.m - 1u) / 64u + 1u) { return; }
     let tx = lid.x;
     let ty = lid.y;
     let tid = ty * 16u + tx;
-    let row0 = wid.y * 64u;
-    let col0 = wid.x * 64u;
+    let row0 = blk / ncol * 64u;
+    let col0 = blk % ncol * 64u;
     var acc: array<f32, 16>;
     for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
 

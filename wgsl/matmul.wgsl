@@ -11,15 +11,23 @@ struct Params { m: u32, n: u32, k: u32, batch: u32, trans_a: u32, trans_b: u32, 
 var<workgroup> as_: array<f32, 1024>;
 var<workgroup> bs: array<f32, 1024>;
 
+// The workgroup's tile from its linear number (kernels/README.md, "Grid"): columns fastest, then rows, then
+// the batch; a number past the last tile returns as a whole, before any barrier.
 @compute @workgroup_size(16, 16)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let blk = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
+    let ncol = (p.n - 1u) / 64u + 1u;
+    let nrow = (p.m - 1u) / 64u + 1u;
+    let bi = blk / ncol / nrow;
+    if (bi >= p.batch) { return; }
     let tx = lid.x;
     let ty = lid.y;
     let tid = ty * 16u + tx;
-    let row0 = wid.y * 64u;
-    let col0 = wid.x * 64u;
-    let a0 = wid.z * p.a_batch_stride;
-    let b0 = wid.z * p.b_batch_stride;
+    let row0 = blk / ncol % nrow * 64u;
+    let col0 = blk % ncol * 64u;
+    let a0 = bi * p.a_batch_stride;
+    let b0 = bi * p.b_batch_stride;
     var acc: array<f32, 16>;
     for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
 
@@ -64,7 +72,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         }
         workgroupBarrier();
     }
-    let c0 = wid.z * p.m * p.n;
+    let c0 = bi * p.m * p.n;
     for (var i = 0u; i < 4u; i++) {
         let r = row0 + ty * 4u + i;
         for (var j = 0u; j < 4u; j++) {

@@ -15,7 +15,7 @@ struct Params {
 @compute @workgroup_size(256)
 fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (i >= p.n) { return; }
     let gg = g[i] + select(p.weight_decay * x[i], 0.0, p.decoupled == 1u);
     let m1 = p.beta1 * m[i] + (1.0 - p.beta1) * gg;

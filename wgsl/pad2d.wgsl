@@ -12,7 +12,7 @@ struct Params { planes: u32, h: u32, w: u32, pad: u32, value: f32, pad0: u32, pa
 @compute @workgroup_size(256)
 fn pad2d_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let t = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let t = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     let ho = p.h + 2u * p.pad;
     let wo = p.w + 2u * p.pad;
     if (t >= p.planes * ho * wo) { return; }
@@ -28,7 +28,7 @@ fn pad2d_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(256)
 fn pad2d_crop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let s = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let s = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (s >= p.planes * p.h * p.w) { return; }
     let ho = p.h + 2u * p.pad;
     let wo = p.w + 2u * p.pad;

@@ -38,7 +38,7 @@ fn tree_max(v: f32, lid: u32) -> f32 {
 @compute @workgroup_size(256)
 fn reduce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let row = wid.y * nwg.x + wid.x;
+    let row = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
     if (row >= p.outer) { return; }
     let base = row * p.n;
     var m = neg_inf();
@@ -72,7 +72,7 @@ fn reduce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(256)
 fn reduce_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (i >= p.outer * p.inner) { return; }
     let o = i / p.inner;
     let r = i % p.inner;

@@ -14,7 +14,7 @@ const EDGE: f32 = 0.99999905;
 @compute @workgroup_size(256)
 fn softclip_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (i >= p.n) { return; }
     var v = x[i];
     var a: f32;
@@ -32,7 +32,7 @@ fn softclip_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn softclip_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (i >= p.n) { return; }
     let v = x[i];
     let a = abs(v) * p.inv_bound + 1.0;

@@ -26,7 +26,7 @@ fn tree(v: f32, lid: u32, is_max: bool) -> f32 {
 @compute @workgroup_size(256)
 fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let row = wid.y * nwg.x + wid.x;
+    let row = (wid.z * nwg.y + wid.y) * nwg.x + wid.x;
     if (row >= p.outer) { return; }
     let base = row * p.n;
     var m = neg_inf();
@@ -41,7 +41,7 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn softmax_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (i >= p.outer * p.inner) { return; }
     let base = (i / p.inner) * p.n * p.inner + i % p.inner;
     var m = neg_inf();

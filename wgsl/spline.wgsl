@@ -88,7 +88,7 @@ fn eval(b: Bin, xi: f32) -> vec2<f32> {
 @compute @workgroup_size(256)
 fn spline_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (i >= p.n) { return; }
     let v = x[i];
     if (!(v >= -p.bound && v <= p.bound)) {
@@ -124,7 +124,7 @@ fn spline_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn spline_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let i = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (i >= p.n) { return; }
     let K = p.k;
     let np = 3u * K - 1u;

@@ -10,7 +10,7 @@ struct Params { batch: u32, c: u32, h: u32, w: u32 }
 @compute @workgroup_size(256)
 fn squeeze_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let o = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let o = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (o >= p.batch * p.c * p.h * p.w) { return; }
     let w2 = p.w / 2u;
     let h2 = p.h / 2u;
@@ -25,7 +25,7 @@ fn squeeze_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(256)
 fn unsqueeze_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let s = (wid.y * nwg.x + wid.x) * 256u + lid;
+    let s = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * 256u + lid;
     if (s >= p.batch * p.c * p.h * p.w) { return; }
     let v = s % p.w;
     let u = (s / p.w) % p.h;

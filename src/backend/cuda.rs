@@ -16,25 +16,31 @@ pub struct CudaDevice {
     pub name: String,
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    /// Blocks a grid may have along x, y and z (CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_*).
+    max_grid: [u32; 3],
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
 }
 
-/// A device buffer of 4-byte elements: f32 tensor data or u32 indices.
-pub enum CudaBuffer {
+/// A device buffer of `len` 4-byte elements: f32 tensor data or u32 indices. As on WGPU, at least one
+/// element is allocated (the driver refuses empty allocations) and the true length is reported, so an
+/// empty tensor is an empty buffer on every backend.
+pub struct CudaBuffer {
+    data: CudaData,
+    len: usize,
+}
+
+enum CudaData {
     F32(CudaSlice<f32>),
     U32(CudaSlice<u32>),
 }
 
 impl CudaBuffer {
     pub fn len(&self) -> usize {
-        match self {
-            CudaBuffer::F32(s) => s.len(),
-            CudaBuffer::U32(s) => s.len(),
-        }
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 }
 
@@ -102,38 +108,62 @@ impl CudaDevice {
         let ctx = CudaContext::new(index).map_err(err("cannot create context"))?;
         let name = ctx.name().unwrap_or_else(|_| "NVIDIA GPU".into());
         let stream = ctx.default_stream();
-        let d =
-            Arc::new(CudaDevice { index, name, ctx, stream, modules: Mutex::default(), functions: Mutex::default() });
+        use cudarc::driver::sys::CUdevice_attribute::*;
+        let mut max_grid = [0u32; 3];
+        for (m, a) in max_grid.iter_mut().zip([
+            CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X,
+            CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y,
+            CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z,
+        ]) {
+            *m = ctx.attribute(a).map_err(err("cannot read the grid limits"))?.max(1) as u32;
+        }
+        let d = Arc::new(CudaDevice {
+            index,
+            name,
+            ctx,
+            stream,
+            max_grid,
+            modules: Mutex::default(),
+            functions: Mutex::default(),
+        });
         open.insert(index, d.clone());
         Ok(d)
     }
 
     pub fn upload_f32(&self, data: &[f32]) -> Result<CudaBuffer> {
-        if data.is_empty() {
-            return self.alloc(0);
-        }
-        Ok(CudaBuffer::F32(self.stream.clone_htod(data).map_err(err("copy to device"))?))
+        let len = data.len();
+        let data: &[f32] = if data.is_empty() { &[0.0] } else { data };
+        let s = self.stream.clone_htod(data).map_err(err("copy to device"))?;
+        Ok(CudaBuffer { data: CudaData::F32(s), len })
     }
 
     pub fn upload_u32(&self, data: &[u32]) -> Result<CudaBuffer> {
+        let len = data.len();
         let data: &[u32] = if data.is_empty() { &[0] } else { data };
-        Ok(CudaBuffer::U32(self.stream.clone_htod(data).map_err(err("copy to device"))?))
+        let s = self.stream.clone_htod(data).map_err(err("copy to device"))?;
+        Ok(CudaBuffer { data: CudaData::U32(s), len })
     }
 
     pub fn alloc(&self, len: usize) -> Result<CudaBuffer> {
         if super::poison() {
-            return self.upload_f32(&vec![f32::NAN; len.max(1)]);
+            return self.upload_f32(&vec![f32::NAN; len.max(1)]).map(|b| CudaBuffer { len, ..b });
         }
         // SAFETY: every kernel writes each element of its outputs (checked by the poison tests).
         let s = unsafe { self.stream.alloc::<f32>(len.max(1)) }.map_err(err("out of device memory?"))?;
-        Ok(CudaBuffer::F32(s))
+        Ok(CudaBuffer { data: CudaData::F32(s), len })
     }
 
     pub fn download_f32(&self, b: &CudaBuffer) -> Result<Vec<f32>> {
-        match b {
-            CudaBuffer::F32(s) => self.stream.clone_dtoh(s).map_err(err("copy to host")),
-            CudaBuffer::U32(_) => Err(Error::Device("cuda: download of an index buffer as f32".into())),
+        match &b.data {
+            _ if b.len == 0 => Ok(Vec::new()),
+            CudaData::F32(s) => self.stream.clone_dtoh(&s.slice(..b.len)).map_err(err("copy to host")),
+            CudaData::U32(_) => Err(Error::Device("cuda: download of an index buffer as f32".into())),
         }
+    }
+
+    /// Blocks a launch may have along x, y and z.
+    pub fn grid_limits(&self) -> [u32; 3] {
+        self.max_grid
     }
 
     fn function(&self, family: &'static str, entry: &'static str) -> Result<CudaFunction> {
@@ -162,7 +192,14 @@ impl CudaDevice {
         Ok(f)
     }
 
-    pub fn launch(&self, l: &Launch, inputs: &[&super::Storage], outputs: &[&super::Storage]) -> Result<()> {
+    /// Launches `l` on a grid of `grid` blocks (folded from `l.blocks` by `Device::launch`).
+    pub fn launch(
+        &self,
+        l: &Launch,
+        grid: [u32; 3],
+        inputs: &[&super::Storage],
+        outputs: &[&super::Storage],
+    ) -> Result<()> {
         let f = self.function(l.family, l.entry)?;
         if l.params.len() > 128 {
             return Err(Error::kernel(l.name(), "parameter struct over 128 bytes"));
@@ -173,13 +210,13 @@ impl CudaDevice {
         args.arg(&block);
         for s in inputs.iter().chain(outputs) {
             match s {
-                super::Storage::Cuda(CudaBuffer::F32(b)) => args.arg(b),
-                super::Storage::Cuda(CudaBuffer::U32(b)) => args.arg(b),
+                super::Storage::Cuda(CudaBuffer { data: CudaData::F32(b), .. }) => args.arg(b),
+                super::Storage::Cuda(CudaBuffer { data: CudaData::U32(b), .. }) => args.arg(b),
                 _ => return Err(Error::Device(format!("{}: buffer is not on this CUDA device", l.name()))),
             };
         }
         let cfg = LaunchConfig {
-            grid_dim: (l.grid[0], l.grid[1], l.grid[2]),
+            grid_dim: (grid[0], grid[1], grid[2]),
             block_dim: (l.block[0], l.block[1], l.block[2]),
             shared_mem_bytes: 0,
         };

@@ -4,19 +4,19 @@
 //! - `cuda`: NVIDIA GPUs through the driver API (loaded at run time), running the PTX in `kernels/`.
 //!
 //! The two GPU backends share one launch description ([`Launch`]): the same parameter struct, buffer
-//! order and grid (see kernels/README.md), so an op describes its GPU launch once.
+//! order and block numbering (see kernels/README.md), so an op describes its GPU launch once, and each
+//! backend fits it to its device's grid limits.
 pub mod cuda;
 pub mod wgpu;
 
 use crate::error::{Error, Result};
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Threads per block (workgroup) of every 1-D kernel.
 pub const BLOCK: u32 = 256;
-/// WebGPU's cap on each grid dimension; CUDA's is larger but one grid mapping serves both.
-const MAX_GRID: u32 = 65535;
 
 /// Where a tensor lives.
 #[derive(Clone)]
@@ -63,7 +63,10 @@ pub struct Launch<'a> {
     pub entry: &'static str,
     /// The `#[repr(C)]` parameter struct as bytes (4-byte fields).
     pub params: &'a [u8],
-    pub grid: [u32; 3],
+    /// Blocks (workgroups) to run. Kernels number their blocks linearly and find their place in the op
+    /// from that number alone (kernels/README.md, "Grid"), so each backend folds them into whatever grid
+    /// its device allows ([`fold_grid`]). 0 runs nothing.
+    pub blocks: usize,
     pub block: [u32; 3],
 }
 
@@ -74,7 +77,13 @@ impl<'a> Launch<'a> {
 
     /// A 1-D kernel over `n` elements in blocks of [`BLOCK`] threads.
     pub fn elementwise<P: bytemuck::Pod>(family: &'static str, entry: &'static str, params: &'a P, n: usize) -> Self {
-        Launch { family, entry, params: bytemuck::bytes_of(params), grid: grid_1d(n), block: [BLOCK, 1, 1] }
+        Launch {
+            family,
+            entry,
+            params: bytemuck::bytes_of(params),
+            blocks: n.div_ceil(BLOCK as usize),
+            block: [BLOCK, 1, 1],
+        }
     }
 
     /// A kernel along one axis of [outer, n, inner]: `rows` (a block per row) when inner = 1,
@@ -87,29 +96,79 @@ impl<'a> Launch<'a> {
         inner: usize,
     ) -> Self {
         if inner == 1 {
-            Launch {
-                family,
-                entry: rows,
-                params: bytemuck::bytes_of(params),
-                grid: grid_blocks(outer),
-                block: [BLOCK, 1, 1],
-            }
+            Self::per_block(family, rows, params, outer)
         } else {
             Self::elementwise(family, cols, params, outer * inner)
         }
     }
+
+    /// One block of [`BLOCK`] threads per item (a row, an entry of a weight gradient).
+    pub fn per_block<P: bytemuck::Pod>(family: &'static str, entry: &'static str, params: &'a P, items: usize) -> Self {
+        Launch { family, entry, params: bytemuck::bytes_of(params), blocks: items, block: [BLOCK, 1, 1] }
+    }
+
+    /// A tiled kernel of 16 x 16 threads per tile over `tiles` = (d0, d1, d2) tiles, d0 fastest in the
+    /// block number (kernels/README.md).
+    pub fn tiled<P: bytemuck::Pod>(
+        family: &'static str,
+        entry: &'static str,
+        params: &'a P,
+        tiles: [usize; 3],
+    ) -> Self {
+        Launch { family, entry, params: bytemuck::bytes_of(params), blocks: tiles.iter().product(), block: [16, 16, 1] }
+    }
+
+    /// Threads per block.
+    pub fn threads(&self) -> u32 {
+        self.block.iter().product()
+    }
 }
 
-/// Grid for a 1-D kernel over `n` elements with blocks of [`BLOCK`] threads, split over x and y.
-pub fn grid_1d(n: usize) -> [u32; 3] {
-    grid_blocks(n.div_ceil(BLOCK as usize))
+/// The grid (gx, gy, gz) that runs `blocks` blocks of `threads` threads within the per-dimension `limits`:
+/// x is filled first, then y, then z. Kernels number block (x, y, z) as `(z gy + y) gx + x`; the numbers
+/// past `blocks` (the last row and plane may be partial) find themselves past the end of the op and do
+/// nothing. Every block and thread number must fit in u32 (kernels/README.md, "Sizes"): None when the
+/// launch does not fit, never a wrapped index.
+pub fn fold_grid(blocks: usize, threads: u32, limits: [u32; 3]) -> Option<[u32; 3]> {
+    let [lx, ly, lz] = limits.map(|l| u64::from(l.max(1)));
+    let b = (blocks as u64).max(1);
+    let gx = b.min(lx);
+    let rows = b.div_ceil(gx);
+    let gy = rows.min(ly);
+    let gz = rows.div_ceil(gy);
+    (gz <= lz && gx * gy * gz * u64::from(threads) <= 1 << 32).then_some([gx as u32, gy as u32, gz as u32])
 }
 
-/// Grid of `blocks` blocks split over x and y (kernels index blocks as `y * gridDim.x + x`).
-pub fn grid_blocks(blocks: usize) -> [u32; 3] {
-    let blocks = blocks.max(1);
-    let gx = blocks.min(MAX_GRID as usize);
-    [gx as u32, blocks.div_ceil(gx) as u32, 1]
+thread_local! {
+    static GRID_LIMIT: Cell<Option<u32>> = const { Cell::new(None) };
+    static LAUNCHES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` with every grid dimension of this thread's launches capped at `limit` blocks, as on a device
+/// that allowed no more: tests tile small launches this way exactly as launches past 65,535 blocks per
+/// dimension are tiled on real devices.
+pub fn with_grid_limit<R>(limit: u32, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<u32>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GRID_LIMIT.set(self.0);
+        }
+    }
+    let _restore = Restore(GRID_LIMIT.replace(Some(limit.max(1))));
+    f()
+}
+
+/// A device's per-dimension grid limits, lowered by [`with_grid_limit`] on this thread.
+pub(crate) fn grid_limits(device: [u32; 3]) -> [u32; 3] {
+    match GRID_LIMIT.get() {
+        Some(l) => device.map(|d| d.min(l)),
+        None => device,
+    }
+}
+
+/// Kernels this thread has dispatched so far (tests check that ops on empty tensors launch nothing).
+pub fn launch_count() -> u64 {
+    LAUNCHES.get()
 }
 
 static POISON: AtomicBool = AtomicBool::new(false);
@@ -193,7 +252,10 @@ impl Device {
     pub fn download(&self, s: &Storage) -> Result<Vec<f32>> {
         match (self, s) {
             (_, Storage::Cpu(v)) => Ok(v.clone()),
-            (Device::Wgpu(d), Storage::Wgpu(b)) => Ok(bytemuck::cast_slice(&d.download(b)?).to_vec()),
+            // Byte by byte: a Vec<u8> need not be 4-byte aligned (an empty one never is), so no cast_slice.
+            (Device::Wgpu(d), Storage::Wgpu(b)) => {
+                Ok(d.download(b)?.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
             (Device::Cuda(d), Storage::Cuda(b)) => d.download_f32(b),
             _ => Err(Error::Device("download: buffer of another device".into())),
         }
@@ -208,12 +270,42 @@ impl Device {
         }
     }
 
-    /// Runs one kernel on a GPU device: `inputs` are read, `outputs` written.
+    /// Runs one kernel on a GPU device: `inputs` are read, `outputs` written. A launch of no blocks, or
+    /// whose outputs are all empty, runs nothing: the one rule for empty tensors on every backend (an op
+    /// whose result is empty returns it without launching; ops check their shapes first, so nothing is
+    /// skipped that should have failed).
     pub fn launch(&self, l: &Launch, inputs: &[&Storage], outputs: &[&Storage]) -> Result<()> {
+        let grid = || {
+            let limits = grid_limits(self.grid_limits());
+            fold_grid(l.blocks, l.threads(), limits).ok_or_else(|| {
+                let [x, y, z] = limits;
+                Error::kernel(
+                    l.name(),
+                    format!(
+                        "{} blocks of {} threads do not fit the device's grid of {x} x {y} x {z} blocks with 32-bit \
+                         thread numbers",
+                        l.blocks,
+                        l.threads()
+                    ),
+                )
+            })
+        };
         match self {
-            Device::Cpu => Err(Error::Device(format!("{} is a GPU kernel; the CPU runs src/ops", l.name()))),
-            Device::Wgpu(d) => d.launch(l, inputs, outputs),
-            Device::Cuda(d) => d.launch(l, inputs, outputs),
+            Device::Cpu => return Err(Error::Device(format!("{} is a GPU kernel; the CPU runs src/ops", l.name()))),
+            _ if l.blocks == 0 || (!outputs.is_empty() && outputs.iter().all(|o| o.is_empty())) => return Ok(()),
+            Device::Wgpu(d) => d.launch(l, grid()?, inputs, outputs)?,
+            Device::Cuda(d) => d.launch(l, grid()?, inputs, outputs)?,
+        }
+        LAUNCHES.set(LAUNCHES.get() + 1);
+        Ok(())
+    }
+
+    /// The most blocks a launch may have along x, y and z (the CPU has no grid).
+    pub fn grid_limits(&self) -> [u32; 3] {
+        match self {
+            Device::Cpu => [u32::MAX; 3],
+            Device::Wgpu(d) => d.grid_limits(),
+            Device::Cuda(d) => d.grid_limits(),
         }
     }
 
@@ -291,4 +383,42 @@ fn host_memory() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kb: u64 = s.lines().find(|l| l.starts_with("MemTotal"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WEBGPU: [u32; 3] = [65_535; 3];
+    const CUDA: [u32; 3] = [i32::MAX as u32, 65_535, 65_535];
+
+    #[test]
+    fn grids_fold_past_a_dimension_limit() {
+        assert_eq!(fold_grid(100, 256, WEBGPU), Some([100, 1, 1]));
+        // 70,001 blocks on one dimension: past WebGPU's limit, within CUDA's x.
+        assert_eq!(fold_grid(70_001, 256, WEBGPU), Some([65_535, 2, 1]));
+        assert_eq!(fold_grid(70_001, 256, CUDA), Some([70_001, 1, 1]));
+        // A tiny device: x, then y, then z, with spare blocks in the last plane.
+        assert_eq!(fold_grid(5, 256, [2, 2, 2]), Some([2, 2, 2]));
+        assert_eq!(fold_grid(9, 256, [3, 3, 3]), Some([3, 3, 1]));
+        assert_eq!(fold_grid(10, 256, [3, 3, 3]), Some([3, 3, 2]));
+        assert_eq!(fold_grid(28, 256, [3, 3, 3]), None);
+        // Every thread number must fit in u32.
+        assert_eq!(fold_grid(1 << 24, 256, CUDA), Some([1 << 24, 1, 1]));
+        assert_eq!(fold_grid((1 << 24) + 1, 256, CUDA), None);
+        // (65,535-wide rows would add 65,279 spare blocks, whose thread numbers pass 2^32.)
+        assert_eq!(fold_grid(1 << 24, 256, WEBGPU), None);
+        assert_eq!(fold_grid(1 << 23, 256, WEBGPU), Some([65_535, 129, 1]));
+    }
+
+    #[test]
+    fn the_grid_limit_is_per_thread_and_restored() {
+        assert_eq!(grid_limits(WEBGPU), WEBGPU);
+        let inner = with_grid_limit(7, || {
+            let other = std::thread::spawn(|| grid_limits(WEBGPU)).join().unwrap();
+            (grid_limits(WEBGPU), other)
+        });
+        assert_eq!(inner, ([7; 3], WEBGPU));
+        assert_eq!(grid_limits(CUDA), CUDA);
+    }
 }

@@ -27,6 +27,8 @@ pub struct WgpuDevice {
     pool: Mutex<Pool>,
     errors: Arc<Mutex<Vec<String>>>,
     max_binding: u64,
+    /// `Limits::max_compute_workgroups_per_dimension` of the adapter (65,535 unless it allows more).
+    max_workgroups: u32,
 }
 
 #[derive(Default)]
@@ -165,6 +167,7 @@ impl WgpuDevice {
             pool: Mutex::default(),
             errors,
             max_binding: limits.max_storage_buffer_binding_size,
+            max_workgroups: limits.max_compute_workgroups_per_dimension,
         });
         open.insert(index, d.clone());
         Ok(d)
@@ -260,7 +263,19 @@ impl WgpuDevice {
         Ok(p)
     }
 
-    pub fn launch(&self, l: &Launch, inputs: &[&super::Storage], outputs: &[&super::Storage]) -> Result<()> {
+    /// Workgroups a dispatch may have along each dimension.
+    pub fn grid_limits(&self) -> [u32; 3] {
+        [self.max_workgroups; 3]
+    }
+
+    /// Records one dispatch of `grid` workgroups (folded from `l.blocks` by `Device::launch`).
+    pub fn launch(
+        &self,
+        l: &Launch,
+        grid: [u32; 3],
+        inputs: &[&super::Storage],
+        outputs: &[&super::Storage],
+    ) -> Result<()> {
         let pipeline = self.pipeline(l.family, l.entry)?;
         // Build and validate the bind group first: an invalid one recorded into the shared encoder would
         // poison every later submit.
@@ -280,7 +295,7 @@ impl WgpuDevice {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(l.grid[0], l.grid[1], l.grid[2]);
+            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
         }
         pending.count += 1;
         if pending.count >= BATCH {

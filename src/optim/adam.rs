@@ -98,7 +98,7 @@ impl Adam {
     }
 
     /// The step's kernel parameters for `n` elements at step `t` (1-based).
-    pub fn params(c: &AdamConfig, n: usize, t: u64) -> Params {
+    pub fn params(c: &AdamConfig, n: usize, t: u64) -> Result<Params> {
         let (b1t, b2t) = (f64::from(c.beta1).powi(t as i32), f64::from(c.beta2).powi(t as i32));
         let (bc1, bc2) = (1.0 - b1t, 1.0 - b2t);
         let (scale, use_v) = match c.kind {
@@ -113,8 +113,9 @@ impl Adam {
             }
             _ => (1.0, 1),
         };
-        Params {
-            n: n as u32,
+        let [n] = crate::ops::u32s("adam", [n])?;
+        Ok(Params {
+            n,
             lr: c.lr,
             beta1: c.beta1,
             beta2: c.beta2,
@@ -126,7 +127,7 @@ impl Adam {
             use_v,
             decoupled: (c.kind == AdamKind::AdamW) as u32,
             pad: 0,
-        }
+        })
     }
 
     /// The moments as named vars ("optim/m/<param>", "optim/v/<param>") for checkpoints; parameters never
@@ -171,7 +172,7 @@ impl Adam {
                     Some(s) => s,
                     None => (Tensor::zeros(x.shape(), dev)?, Tensor::zeros(x.shape(), dev)?),
                 };
-                let p = Self::params(&cfg, x.numel(), t);
+                let p = Self::params(&cfg, x.numel(), t)?;
                 let (xo, mo, vo) = match (x.storage().cpu(), g.storage().cpu(), m.storage().cpu(), v.storage().cpu()) {
                     (Some(xs), Some(gs), Some(ms), Some(vs)) => {
                         let (a, b, c) = step_cpu(&p, xs, gs, ms, vs);
@@ -181,9 +182,7 @@ impl Adam {
                         let n = x.numel();
                         let (a, b, c) = (dev.alloc(n)?, dev.alloc(n)?, dev.alloc(n)?);
                         let l = Launch::elementwise("optim", "adam_step", &p, n);
-                        if n > 0 {
-                            dev.launch(&l, &[x.storage(), g.storage(), m.storage(), v.storage()], &[&a, &b, &c])?;
-                        }
+                        dev.launch(&l, &[x.storage(), g.storage(), m.storage(), v.storage()], &[&a, &b, &c])?;
                         (a, b, c)
                     }
                 };

@@ -4,7 +4,8 @@ PTX interpreter sim.py (no GPU needed). Standard library only.
 Usage: python3 tools/ptxsim/test_kernels.py [family ...]   (from any directory; default: all families)
 Families: unary binary reduce softmax copy gather optim matmul spline sos conv2d conv_transpose2d made coupling
 softclip lu inv_conv1x1 image_affine squeeze pad2d planted (bugs planted in copies of the new families' PTX, which
-their tests must catch).
+their tests must catch) tiled (the families again with every launch folded over x, y and z as on a device with tiny
+grid limits, and bugs planted in the block numbering).
 Prints one line per case, then a final `N passed, M failed` line; exits non-zero if any case failed.
 """
 import contextlib
@@ -70,11 +71,39 @@ def rnd(n, lo=-3, hi=3):
     return [struct.unpack('<f', struct.pack('<f', random.uniform(lo, hi)))[0] for _ in range(n)]
 
 
-def grid1d(n, gx_cap=None):
-    blocks = max(1, (n + 255) // 256)
-    if gx_cap and blocks > gx_cap:
-        return (gx_cap, (blocks + gx_cap - 1) // gx_cap, 1)
-    return (blocks, 1, 1)
+# Grids as the host folds them (src/backend/mod.rs, fold_grid): every kernel numbers its blocks linearly,
+# b = (ctaid.z nctaid.y + ctaid.y) nctaid.x + ctaid.x, so the host spreads a launch's blocks over x, then y,
+# then z within the device's limits, and blocks numbered past the end of the op do nothing.
+CUDA_LIMITS = (2 ** 31 - 1, 65535, 65535)
+# Set by the `tiled` family: every launch without explicit limits is folded as on a device that allows only
+# a handful of blocks per dimension (the smallest L >= 2 with L^3 >= blocks), so the blocks spread over x, y
+# and z with spare blocks at the end, as launches past 65,535 blocks per dimension are on a real GPU.
+TIGHT = [False]
+
+
+def fold(blocks, limits=None):
+    b = max(1, blocks)
+    if limits is None:
+        L = 2
+        while L ** 3 < b:
+            L += 1
+        limits = (L, L, L) if TIGHT[0] else CUDA_LIMITS
+    lx, ly, lz = limits
+    gx = min(b, lx)
+    rows = -(-b // gx)
+    gy = min(rows, ly)
+    gz = -(-rows // gy)
+    assert gz <= lz, 'launch of %d blocks does not fit %s' % (blocks, limits)
+    return (gx, gy, gz)
+
+
+def grid1d(n, cap=None):
+    """A 1-D launch over n elements in blocks of 256 (x and y capped at `cap` when given, the rest along z)."""
+    return fold((n + 255) // 256, (cap, cap, CUDA_LIMITS[2]) if cap else None)
+
+
+def tiles(n, t=64):
+    return (n + t - 1) // t
 
 
 def sentinel_ok(name, buf, n):
@@ -237,7 +266,8 @@ def test_reduce(reverse):
                     xs[j] = -math.inf  # row 0 all -inf
             m = Machine()
             xa, ya = m.alloc(xs), m.alloc([12345.0] * (outer + 2))
-            m.launch(E['reduce_rows'], (3, 2, 1), (256, 1, 1), pk('IIII', outer, n, 1, op), [xa, ya], reverse)
+            m.launch(E['reduce_rows'], fold(outer, (2, 2, 2)), (256, 1, 1), pk('IIII', outer, n, 1, op), [xa, ya],
+                     reverse)
             y = m.read(ya, outer + 2)
             sentinel_ok('reduce_rows', y, outer)
             ref = [RED[op](xs[o * n:(o + 1) * n]) for o in range(outer)]
@@ -251,7 +281,7 @@ def test_reduce(reverse):
             m = Machine()
             tot = outer * inner
             xa, ya = m.alloc(xs), m.alloc([12345.0] * (tot + 2))
-            m.launch(E['reduce_cols'], grid1d(tot), (256, 1, 1), pk('IIII', outer, n, inner, op), [xa, ya])
+            m.launch(E['reduce_cols'], grid1d(tot, 1), (256, 1, 1), pk('IIII', outer, n, inner, op), [xa, ya])
             y = m.read(ya, tot + 2)
             sentinel_ok('reduce_cols', y, tot)
             ref = [RED[op]([xs[(o * n + j) * inner + r] for j in range(n)]) for o in range(outer) for r in range(inner)]
@@ -272,7 +302,7 @@ def test_softmax(reverse):
         xs = rnd(outer * n, -10, 10)
         m = Machine()
         xa, ya = m.alloc(xs), m.alloc([12345.0] * (outer * n + 2))
-        m.launch(E['softmax_rows'], (2, 2, 1), (256, 1, 1), pk('IIII', outer, n, 1, 0), [xa, ya], reverse)
+        m.launch(E['softmax_rows'], fold(outer, (1, 1, 3)), (256, 1, 1), pk('IIII', outer, n, 1, 0), [xa, ya], reverse)
         y = m.read(ya, outer * n + 2)
         sentinel_ok('softmax_rows', y, outer * n)
         ref = sum((softmax(xs[o * n:(o + 1) * n]) for o in range(outer)), [])
@@ -282,7 +312,8 @@ def test_softmax(reverse):
         m = Machine()
         tot = outer * n * inner
         xa, ya = m.alloc(xs), m.alloc([12345.0] * (tot + 2))
-        m.launch(E['softmax_cols'], grid1d(outer * inner), (256, 1, 1), pk('IIII', outer, n, inner, 0), [xa, ya])
+        m.launch(E['softmax_cols'], grid1d(outer * inner, 1), (256, 1, 1), pk('IIII', outer, n, inner, 0),
+                 [xa, ya])
         y = m.read(ya, tot + 2)
         sentinel_ok('softmax_cols', y, tot)
         ref = [0.0] * tot
@@ -295,8 +326,8 @@ def test_softmax(reverse):
 
 
 # ------------------------------------------------------------------ matmul
-def test_matmul(cases, reverse=False, block=(16, 16, 1)):
-    E = kernel('matmul.ptx')
+def test_matmul(cases, reverse=False, block=(16, 16, 1), E=None):
+    E = E or kernel('matmul.ptx')
     for (m_, n_, k_, batch, ta, tb, bca, bcb) in cases:
         A = rnd((1 if bca else batch) * m_ * k_)
         B = rnd((1 if bcb else batch) * n_ * k_)
@@ -304,9 +335,8 @@ def test_matmul(cases, reverse=False, block=(16, 16, 1)):
         aa, ba = mach.alloc(A), mach.alloc(B)
         ca = mach.alloc([12345.0] * (batch * m_ * n_ + 3))
         prm = pk('8I', m_, n_, k_, batch, ta, tb, 0 if bca else m_ * k_, 0 if bcb else n_ * k_)
-        grid = ((n_ + 63) // 64, (m_ + 63) // 64, batch)
         t0 = time.time()
-        mach.launch(E['matmul'], grid, block, prm, [aa, ba, ca], reverse)
+        mach.launch(E['matmul'], fold(tiles(n_) * tiles(m_) * batch), block, prm, [aa, ba, ca], reverse)
         C = mach.read(ca, batch * m_ * n_ + 3)
         sentinel_ok('matmul', C, batch * m_ * n_)
         ref = []
@@ -347,7 +377,7 @@ def test_copy(reverse):
         S = rnd(batch * rows * cols)
         m = Machine()
         sa, da = m.alloc(S), m.alloc([12345.0] * (len(S) + 2))
-        m.launch(E['transpose'], ((cols + 15) // 16, (rows + 15) // 16, batch), blk,
+        m.launch(E['transpose'], fold(tiles(cols, 16) * tiles(rows, 16) * batch), blk,
                  pk('4I', batch, rows, cols, 0), [sa, da], reverse)
         D = m.read(da, len(S) + 2)
         sentinel_ok('transpose', D, len(S))
@@ -390,9 +420,8 @@ def test_gather():
 
 
 # ------------------------------------------------------------------ optim
-def test_optim():
-    E = kernel('optim.ptx')
-    n = 300
+def test_optim(E=None, n=300):
+    E = E or kernel('optim.ptx')
     for use_v in (0, 1):
         for dec in (0, 1):
             P, G, M = rnd(n), rnd(n), rnd(n)
@@ -679,7 +708,7 @@ def sp_check(name, out, ref, groups, stride=1):
 def test_spline():
     E = kernel('spline.ptx')
     B, mw, mh, md = 3.0, f32r(1e-3), f32r(1e-3), f32r(1e-3)      # the values the kernel receives
-    # (n, K, grid x cap): odd n, so the last block is partial; cap 1 launches 300 elements on a (1, 2) grid
+    # (n, K, grid cap): odd n, so the last block is partial; cap 1 launches 300 elements on a (1, 1, 2) grid
     for n, K, cap in ((37, 3, None), (300, 10, 1), (41, 2, None)):
         cfg = (K, B, mw, mh, md)
         P = 3 * K - 1
@@ -914,8 +943,8 @@ def test_sos():
 
     def f32s(vals):
         return [f32r(v) for v in vals]
-    # (n, K, r, grid x cap): the default (K, r) = (3, 4) on n = 37 (odd, one partial block) and (2, 2) on n = 300
-    # launched on a (1, 2) grid (the second block partial). (Each inverse thread evaluates f iters = 40 times: the
+    # (n, K, r, grid cap): the default (K, r) = (3, 4) on n = 37 (odd, one partial block) and (2, 2) on n = 300
+    # launched on a (1, 1, 2) grid (the second block partial). (Each inverse thread evaluates f iters = 40 times: the
     # simulator needs ~15 s for an n = 300 inverse with (3, 4), so that combination is left out.)
     for n, K, r, cap in ((37, 3, 4, None), (300, 2, 2, 1)):
         P = K * (r + 1) + 1
@@ -1011,21 +1040,22 @@ def conv_ref(X, W, B, n, cin, h, w, cout, kh, kw, s, p, oh, ow):
     return y
 
 
-def test_conv2d():
-    E = kernel('conv2d.ptx')
-    # (n, cin, h, w, cout, kh, kw, s, p, bias, grid split over z, reverse): one tile with image padding on
-    # every side; the autoencoder's k4 s2 p1; 98 columns over two tiles laid out along z.
-    for (n, cin, h, w, cout, kh, kw, s, p, bias, zsplit, rev) in [(2, 3, 7, 6, 5, 3, 3, 2, 1, True, False, False),
-                                                                 (1, 3, 5, 5, 3, 4, 4, 2, 1, False, False, True),
-                                                                 (2, 2, 7, 7, 3, 1, 1, 1, 0, True, True, False)]:
+def test_conv2d(E=None, cases=None, wgrad=True):
+    E = E or kernel('conv2d.ptx')
+    # (n, cin, h, w, cout, kh, kw, s, p, bias, grid along z, reverse): one tile with image padding on
+    # every side; the autoencoder's k4 s2 p1; 98 columns over two tiles laid out along z; 70 output channels
+    # (two row tiles, the fastest in the block number) over 9 columns.
+    for (n, cin, h, w, cout, kh, kw, s, p, bias, zsplit, rev) in cases or [
+            (2, 3, 7, 6, 5, 3, 3, 2, 1, True, False, False), (1, 3, 5, 5, 3, 4, 4, 2, 1, False, False, True),
+            (2, 2, 7, 7, 3, 1, 1, 1, 0, True, True, False), (1, 1, 3, 3, 70, 1, 1, 1, 0, True, False, False)]:
         oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
         X, W, B = rnd(n * cin * h * w), rnd(cout * cin * kh * kw), rnd(cout)
         ny = n * cout * oh * ow
         m = Machine()
         xa, wa, ba = m.alloc(X), m.alloc(W), m.alloc(B)
         ya = m.alloc([12345.0] * (ny + 3))
-        tiles = (n * oh * ow + 63) // 64
-        grid = (1, (cout + 63) // 64, tiles) if zsplit else (tiles, (cout + 63) // 64, 1)
+        blocks = tiles(cout) * tiles(n * oh * ow)
+        grid = fold(blocks, (1, 1, blocks)) if zsplit else fold(blocks)
         t0 = time.time()
         m.launch(E['conv2d_fwd'], grid, (16, 16, 1), conv_prm(n, cin, h, w, cout, oh, ow, kh, kw, s, p, int(bias)),
                  [xa, wa, ba, ya], rev)
@@ -1035,9 +1065,12 @@ def test_conv2d():
         check('conv2d_fwd n%d ci%d %dx%d co%d k%dx%d s%d p%d b%d (%.1fs)' % (n, cin, h, w, cout, kh, kw, s, p, bias,
                                                                           time.time() - t0), Y[:ny], ref)
 
+    if not wgrad:
+        return
     # Weight gradient, split over the positions into slices of 16 (the host sums the slices).
     for (n, cin, h, w, cout, kh, kw, s, p, ksplit) in [(2, 3, 7, 6, 5, 3, 3, 2, 1, 16),
-                                                       (1, 2, 5, 5, 3, 4, 4, 2, 1, 16)]:
+                                                       (1, 2, 5, 5, 3, 4, 4, 2, 1, 16),
+                                                       (1, 1, 6, 6, 70, 1, 1, 1, 0, 16)]:
         oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
         ltot = n * oh * ow
         slices = (ltot + ksplit - 1) // ksplit
@@ -1047,7 +1080,7 @@ def test_conv2d():
         xa, ga = m.alloc(X), m.alloc(G)
         da = m.alloc([12345.0] * (slices * cout * nk + 3))
         t0 = time.time()
-        m.launch(E['conv2d_wgrad'], ((nk + 63) // 64, (cout + 63) // 64, slices), (16, 16, 1),
+        m.launch(E['conv2d_wgrad'], fold(tiles(nk) * tiles(cout) * slices), (16, 16, 1),
                  conv_prm(n, cin, h, w, cout, oh, ow, kh, kw, s, p, 0, ksplit), [xa, ga, da])
         D = m.read(da, slices * cout * nk + 3)
         sentinel_ok('conv2d_wgrad', D, slices * cout * nk)
@@ -1072,12 +1105,14 @@ def test_conv2d():
 def test_conv_transpose2d():
     E = kernel('conv_transpose2d.ptx')
     # (n, cin, h, w, cout, kh, kw, s, p, output_padding, bias, reverse): the autoencoder's k4 s2 p1, stride 1,
-    # stride 3 with output padding and a non-square kernel (tiles laid out along z), and a 1x1 kernel at
-    # stride 2 whose odd output rows and columns meet no tap (bias only).
+    # stride 3 with output padding and a non-square kernel (tiles laid out along z), a 1x1 kernel at
+    # stride 2 whose odd output rows and columns meet no tap (bias only), and 70 output channels (two row
+    # tiles, the fastest in the block number).
     for (n, cin, h, w, cout, kh, kw, s, p, op, bias, rev) in [(2, 3, 4, 3, 5, 4, 4, 2, 1, 0, True, False),
                                                              (1, 4, 4, 5, 3, 3, 3, 1, 1, 0, False, True),
                                                              (1, 2, 3, 3, 3, 3, 2, 3, 2, 1, True, False),
-                                                             (2, 2, 3, 4, 3, 1, 1, 2, 0, 1, True, False)]:
+                                                             (2, 2, 3, 4, 3, 1, 1, 2, 0, 1, True, False),
+                                                             (1, 1, 2, 2, 70, 1, 1, 2, 0, 0, True, False)]:
         oh, ow = (h - 1) * s - 2 * p + kh + op, (w - 1) * s - 2 * p + kw + op
         X, W, B = rnd(n * cin * h * w), rnd(cin * cout * kh * kw), rnd(cout)
         ny = n * cout * oh * ow
@@ -1086,9 +1121,10 @@ def test_conv_transpose2d():
         ya = m.alloc([12345.0] * (ny + 3))
         t0 = time.time()
         # One run of column tiles per output phase (py, px), as the host computes them.
-        tiles = sum((n * max(0, -(-(oh - py) // s)) * max(0, -(-(ow - px) // s)) + 63) // 64
-                    for py in range(s) for px in range(s))
-        grid = (1, (cout + 63) // 64, tiles) if s == 3 else (tiles, (cout + 63) // 64, 1)
+        ctiles = sum(tiles(n * max(0, -(-(oh - py) // s)) * max(0, -(-(ow - px) // s)))
+                     for py in range(s) for px in range(s))
+        blocks = tiles(cout) * ctiles
+        grid = fold(blocks, (1, 1, blocks)) if s == 3 else fold(blocks)
         m.launch(E['conv_transpose2d_fwd'], grid, (16, 16, 1),
                  conv_prm(n, cin, h, w, cout, oh, ow, kh, kw, s, p, int(bias)), [xa, wa, ba, ya], rev)
         Y = m.read(ya, ny + 3)
@@ -1124,7 +1160,7 @@ def test_made(cases, reverse=False):
         ca = mach.alloc([12345.0] * (m_ * n_ + 3))
         prm = pk('8I', m_, n_, k_, ta, tb, mb, mc, bs)
         t0 = time.time()
-        mach.launch(E['made'], ((n_ + 63) // 64, (m_ + 63) // 64, 1), (16, 16, 1), prm, [aa, ba, ma, bb, ca], reverse)
+        mach.launch(E['made'], fold(tiles(n_) * tiles(m_)), (16, 16, 1), prm, [aa, ba, ma, bb, ca], reverse)
         C = mach.read(ca, m_ * n_ + 3)
         sentinel_ok('made', C, m_ * n_)
         ref = []
@@ -1379,9 +1415,9 @@ def test_inv_conv1x1(E=None, cases=None):
             ref = [sum((W[i * c + o] if trans else W[o * c + i]) * X[(b * c + i) * hw + q] for i in range(c))
                    for b in range(batch) for o in range(c) for q in range(hw)]
             check('inv_conv1x1_fwd b%d c%d hw%d trans%d' % (batch, c, hw, trans), Y[:n], ref)
-        # dw with the blocks of grid_blocks(c c) split over x and y (gx = 7): the spare blocks must store nothing
+        # dw, one block per entry, on a device allowing 7 blocks per dimension: the spare blocks store nothing
         blocks = c * c
-        grid = (min(blocks, 7), (blocks + 6) // 7, 1)
+        grid = fold(blocks, (7, 7, 7))
         da = m.alloc([float('nan')] * (c * c) + [12345.0] * 2)
         m.launch(E['inv_conv1x1_wgrad'], grid, (256, 1, 1), prm, [xa, ga, da], reverse)
         D = m.read(da, c * c + 2)
@@ -1555,9 +1591,55 @@ def test_planted():
             lambda E: test_pad2d(E, [(2, 3, 4, 1, 1.0)]))
 
 
+def test_tiled():
+    """The families again with every launch folded as on a device allowing a handful of blocks per dimension
+    (TIGHT): the blocks spread over x, y and z with spare blocks past the end, as launches of more than 65,535
+    blocks per dimension are folded on a real GPU (reduce and sos, slow here, fold their launches over z in
+    their own tests). Then bugs planted in the block numbering, which these launches must catch."""
+    random.seed(2)
+    TIGHT[0] = True
+    try:
+        test_unary()
+        test_binary()
+        test_broadcast_to()
+        test_softmax(False)
+        test_copy(False)
+        test_gather()
+        test_optim(n=1300)
+        test_spline()
+        test_coupling()
+        test_softclip()
+        test_lu()
+        test_image_affine()
+        test_squeeze()
+        test_pad2d()
+        # (m, n, k, batch, ...): 12 and 6 tiles, folded to (3, 3, 2) and (2, 2, 2) with spare blocks.
+        test_matmul([(70, 67, 5, 3, 0, 1, 1, 0)])
+        test_made([(140, 67, 5, 0, 1, 1, 1, 1)])
+        test_inv_conv1x1(cases=[(3, 5, 63, 0, False), (2, 17, 3, 1, False)])
+        test_conv2d()
+        test_conv_transpose2d()
+        planted('matmul block number without ctaid.z', 'matmul.ptx',
+                [('mov.u32         %blk0, %ctaid.z;', 'mov.u32         %blk0, 0;')],
+                lambda E: test_matmul([(70, 67, 5, 3, 0, 0, 0, 0)], E=E))
+        planted('matmul spare blocks not leaving', 'matmul.ptx',
+                [('    @%p0 bra        DONE;                       // past the last tile', '    // ')],
+                lambda E: test_matmul([(70, 67, 5, 3, 0, 0, 0, 0)], E=E))
+        planted('conv2d_fwd tiles decoded columns first', 'conv2d.ptx',
+                [('rem.u32         %row0, %col0, %tmp;\n    shl.b32         %row0, %row0, 6;\n'
+                  '    div.u32         %col0, %col0, %tmp;',
+                  'div.u32         %row0, %col0, %tmp;\n    shl.b32         %row0, %row0, 6;\n'
+                  '    rem.u32         %col0, %col0, %tmp;')],
+                lambda E: test_conv2d(E, [(1, 1, 3, 3, 70, 1, 1, 1, 0, True, False, False)], wgrad=False))
+        planted('adam_step block number without ctaid.z', 'optim.ptx',
+                [('mov.u32         %r1, %ctaid.z;', 'mov.u32         %r1, 0;')], lambda E: test_optim(E, 1300))
+    finally:
+        TIGHT[0] = False
+
+
 FAMILIES = ['unary', 'binary', 'reduce', 'softmax', 'copy', 'gather', 'optim', 'matmul', 'spline', 'sos', 'made',
             'coupling', 'softclip', 'lu', 'inv_conv1x1', 'image_affine', 'squeeze', 'pad2d', 'planted', 'conv2d',
-            'conv_transpose2d']
+            'conv_transpose2d', 'tiled']
 
 
 def run_family(w):
@@ -1612,6 +1694,8 @@ def run_family(w):
         test_conv2d()
     elif w == 'conv_transpose2d':
         test_conv_transpose2d()
+    elif w == 'tiled':
+        test_tiled()
     else:
         raise ValueError('unknown family %r (known: %s)' % (w, ' '.join(FAMILIES)))
 

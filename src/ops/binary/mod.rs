@@ -7,7 +7,7 @@
 //! (ties to a), minimum likewise; eq: no gradient.
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -113,20 +113,16 @@ pub(crate) fn layout(a: &[usize], b: &[usize], out: &[usize]) -> (Vec<usize>, Ve
     (dims, ra, rb)
 }
 
-fn run(op: BinaryOp, a: &Tensor, b: &Tensor, out_shape: &[usize]) -> Result<Storage> {
-    let n: usize = out_shape.iter().product();
-    let (dims, sa, sb) = layout(a.shape(), b.shape(), out_shape);
-    if let (Some(x), Some(y)) = (a.storage().cpu(), b.storage().cpu()) {
-        return Ok(Storage::Cpu(cpu::forward(op, x, y, &dims, &sa, &sb)));
-    }
+/// The kernel parameters of `op` on operands shaped `a` and `b` broadcast to `out`.
+pub(crate) fn params(op: BinaryOp, a: &[usize], b: &[usize], out: &[usize]) -> Result<Params> {
+    let (dims, sa, sb) = layout(a, b, out);
     if dims.len() > MAX_RANK {
-        return Err(Error::shape(
-            "binary",
-            format!("broadcast of {:?} and {:?} needs more than {MAX_RANK} dims", a.shape(), b.shape()),
-        ));
+        return Err(Error::shape("binary", format!("broadcast of {a:?} and {b:?} needs more than {MAX_RANK} dims")));
     }
+    let numel = |s: &[usize]| s.iter().product::<usize>();
+    let [n, ..] = u32s("binary", [numel(out), numel(a), numel(b)])?;
     let mut p = Params {
-        n: n as u32,
+        n,
         op: op.code(),
         rank: dims.len() as u32,
         pad: 0,
@@ -135,10 +131,18 @@ fn run(op: BinaryOp, a: &Tensor, b: &Tensor, out_shape: &[usize]) -> Result<Stor
         b_strides: [0; MAX_RANK],
     };
     for i in 0..dims.len() {
-        p.shape[i] = dims[i] as u32;
-        p.a_strides[i] = sa[i] as u32;
-        p.b_strides[i] = sb[i] as u32;
+        [p.shape[i], p.a_strides[i], p.b_strides[i]] = u32s("binary", [dims[i], sa[i], sb[i]])?;
     }
+    Ok(p)
+}
+
+fn run(op: BinaryOp, a: &Tensor, b: &Tensor, out_shape: &[usize]) -> Result<Storage> {
+    let n: usize = out_shape.iter().product();
+    if let (Some(x), Some(y)) = (a.storage().cpu(), b.storage().cpu()) {
+        let (dims, sa, sb) = layout(a.shape(), b.shape(), out_shape);
+        return Ok(Storage::Cpu(cpu::forward(op, x, y, &dims, &sa, &sb)));
+    }
+    let p = params(op, a.shape(), b.shape(), out_shape)?;
     let l = Launch::elementwise("binary", "binary_fwd", &p, n);
     launch_out(a.device(), &l, &[a.storage(), b.storage()], n)
 }

@@ -17,7 +17,7 @@
 //! - db[co] = sum_{n, oh, ow} g[n, co, oh, ow].
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -49,20 +49,23 @@ pub struct Params {
 
 /// The output tile of one block (kernels/README.md): 64 x 64, 16 x 16 threads.
 pub(crate) const TILE: usize = 64;
-/// WebGPU's cap on a grid dimension.
-const MAX_GRID: usize = 65535;
 
-/// Grid of an implicit GEMM with `m` rows and `n` columns: the column tiles are split over x and z
-/// (column tile = z * gridDim.x + x; the kernels skip tiles past the end).
-pub(crate) fn gemm_grid(m: usize, n: usize) -> [u32; 3] {
-    gemm_grid_tiles(m, n.div_ceil(TILE))
-}
-
-/// [`gemm_grid`] for a given number of column tiles.
-pub(crate) fn gemm_grid_tiles(m: usize, tiles: usize) -> [u32; 3] {
-    let tiles = tiles.max(1);
-    let gx = tiles.min(MAX_GRID);
-    [gx as u32, m.div_ceil(TILE).max(1) as u32, tiles.div_ceil(gx) as u32]
+impl Params {
+    /// The geometry of x [batch, cin, h, w] -> y [batch, cout, oh, ow] through a kh x kw kernel, checked
+    /// against the kernels' 32-bit indexing (the element counts of x, y and the weight).
+    pub(crate) fn new(
+        op: &'static str,
+        [batch, cin, h, w]: [usize; 4],
+        [cout, oh, ow]: [usize; 3],
+        [kh, kw, stride, pad]: [usize; 4],
+        has_bias: bool,
+    ) -> Result<Params> {
+        let counts = [batch * cin * h * w, batch * cout * oh * ow, cout * cin * kh * kw];
+        let [.., batch, cin, h, w, cout, oh, ow, kh, kw, stride, pad] =
+            u32s(op, [counts[0], counts[1], counts[2], batch, cin, h, w, cout, oh, ow, kh, kw, stride, pad])?;
+        let has_bias = has_bias as u32;
+        Ok(Params { batch, cin, h, w, cout, oh, ow, kh, kw, stride, pad, has_bias, ..Params::default() })
+    }
 }
 
 /// Checks a 4-D input against a 4-D weight and an optional bias; returns (N, Cin, H, W, KH, KW), where
@@ -105,16 +108,6 @@ pub(crate) fn check(
     Ok([xs[0], xs[1], xs[2], xs[3], ws[2], ws[3]])
 }
 
-/// The kernels index with u32 (kernels/README.md): refuses tensors whose element count does not fit.
-pub(crate) fn check_u32(op: &'static str, shapes: &[&[usize]]) -> Result<()> {
-    for s in shapes {
-        if s.iter().product::<usize>() > u32::MAX as usize {
-            return Err(Error::shape(op, format!("{s:?} has more than 2^32 elements")));
-        }
-    }
-    Ok(())
-}
-
 /// A bias binding for kernels: the bias, or any read-only buffer when there is none (has_bias = 0).
 pub(crate) fn bias_storage<'a>(b: Option<&'a Tensor>, other: &'a Tensor) -> &'a Storage {
     b.map_or(other.storage(), |b| b.storage())
@@ -129,35 +122,37 @@ pub(crate) fn bias_grad(g: &Tensor) -> Result<Tensor> {
 /// The forward launch (or CPU call): y [batch, cout, oh, ow].
 fn forward(p: &Params, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Storage> {
     let dev = x.device();
-    let len = (p.batch * p.cout * p.oh * p.ow) as usize;
+    let len = p.batch as usize * p.cout as usize * p.oh as usize * p.ow as usize;
     if let (Some(xv), Some(wv)) = (x.storage().cpu(), w.storage().cpu()) {
         let bv = b.and_then(|b| b.storage().cpu());
         return Ok(Storage::Cpu(cpu::conv2d_fwd(p, xv, wv, bv)));
     }
-    let grid = gemm_grid(p.cout as usize, (p.batch * p.oh * p.ow) as usize);
-    let l = Launch { family: "conv2d", entry: "conv2d_fwd", params: bytemuck::bytes_of(p), grid, block: [16, 16, 1] };
+    // One block per 64 x 64 tile of the GEMM, row tiles fastest (kernels/README.md).
+    let columns = p.batch as usize * p.oh as usize * p.ow as usize;
+    let l = Launch::tiled("conv2d", "conv2d_fwd", p, [(p.cout as usize).div_ceil(TILE), columns.div_ceil(TILE), 1]);
     launch_out(dev, &l, &[x.storage(), w.storage(), bias_storage(b, w)], len)
 }
 
 /// dw [cout, cin, kh, kw] = conv2d_wgrad(x [batch, cin, h, w], g [batch, cout, oh, ow]): no gradient history.
 pub(crate) fn weight_grad(p: &Params, x: &Tensor, g: &Tensor) -> Result<Tensor> {
     let dev = x.device();
-    let (m, n, k) = (p.cout as usize, (p.cin * p.kh * p.kw) as usize, (p.batch * p.oh * p.ow) as usize);
+    let (m, n, k) =
+        (p.cout as usize, p.cin as usize * (p.kh * p.kw) as usize, p.batch as usize * (p.oh * p.ow) as usize);
     let shape = [p.cout as usize, p.cin as usize, p.kh as usize, p.kw as usize];
     if let (Some(xv), Some(gv)) = (x.storage().cpu(), g.storage().cpu()) {
         return Tensor::from_storage(Storage::Cpu(cpu::conv2d_wgrad(p, xv, gv)), &shape, dev);
     }
-    // Split K over grid.z when the M x N tiles alone cannot fill a GPU (the first layer: 64 x 48 is one
+    // Split K into slices when the M x N tiles alone cannot fill a GPU (the first layer: 64 x 48 is one
     // tile over 200k products); the slices are summed by the reduce kernel. 256 blocks fill an H100's 132
     // SMs twice; no slice is shorter than 256 products.
-    let tiles = n.div_ceil(TILE) * m.div_ceil(TILE);
-    let splits = 256usize.div_ceil(tiles).min(k.div_ceil(256)).max(1);
-    let ksplit = k.div_ceil(splits).div_ceil(16) * 16;
-    let splits = k.div_ceil(ksplit.max(16)).max(1);
-    let p = Params { ksplit: ksplit.max(16) as u32, ..*p };
-    let grid = [n.div_ceil(TILE).max(1) as u32, m.div_ceil(TILE).max(1) as u32, splits as u32];
-    let l =
-        Launch { family: "conv2d", entry: "conv2d_wgrad", params: bytemuck::bytes_of(&p), grid, block: [16, 16, 1] };
+    let tiles = [n.div_ceil(TILE), m.div_ceil(TILE)];
+    let splits = 256usize.div_ceil((tiles[0] * tiles[1]).max(1)).min(k.div_ceil(256)).max(1);
+    let ksplit = (k.div_ceil(splits).div_ceil(16) * 16).max(16);
+    let splits = k.div_ceil(ksplit).max(1);
+    let [_, ksplit] = u32s("conv2d", [splits * m * n, ksplit])?;
+    let p = Params { ksplit, ..*p };
+    // Columns fastest, then rows, then the slices (kernels/README.md).
+    let l = Launch::tiled("conv2d", "conv2d_wgrad", &p, [tiles[0], tiles[1], splits]);
     let out = launch_out(dev, &l, &[x.storage(), g.storage()], splits * m * n)?;
     let parts = Tensor::from_storage(out, &[splits, m * n], dev)?;
     let dw = if splits == 1 { parts } else { parts.sum(0)? };
@@ -207,22 +202,8 @@ impl Tensor {
             ));
         }
         let (oh, ow) = ((h + 2 * padding - kh) / stride + 1, (wd + 2 * padding - kw) / stride + 1);
-        check_u32("conv2d", &[self.shape(), &[n, w.shape()[0], oh, ow]])?;
-        let p = Params {
-            batch: n as u32,
-            cin: cin as u32,
-            h: h as u32,
-            w: wd as u32,
-            cout: w.shape()[0] as u32,
-            oh: oh as u32,
-            ow: ow as u32,
-            kh: kh as u32,
-            kw: kw as u32,
-            stride: stride as u32,
-            pad: padding as u32,
-            has_bias: b.is_some() as u32,
-            ..Params::default()
-        };
+        let geometry = [kh, kw, stride, padding];
+        let p = Params::new("conv2d", [n, cin, h, wd], [w.shape()[0], oh, ow], geometry, b.is_some())?;
         conv2d_impl(self, w, b, p)
     }
 }

@@ -22,7 +22,7 @@
 //! - db[co] = sum_{n, oy, ox} g[n, co, oy, ox].
 pub mod cpu;
 
-use super::conv2d::{bias_grad, bias_storage, check, check_u32, gemm_grid_tiles, weight_grad, Params, TILE};
+use super::conv2d::{bias_grad, bias_storage, check, weight_grad, Params, TILE};
 use super::launch_out;
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
@@ -37,19 +37,14 @@ fn phase_tiles(p: &Params) -> usize {
 }
 
 fn forward(p: &Params, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Storage> {
-    let len = (p.batch * p.cout * p.oh * p.ow) as usize;
+    let len = p.batch as usize * p.cout as usize * p.oh as usize * p.ow as usize;
     if let (Some(xv), Some(wv)) = (x.storage().cpu(), w.storage().cpu()) {
         let bv = b.and_then(|b| b.storage().cpu());
         return Ok(Storage::Cpu(cpu::conv_transpose2d_fwd(p, xv, wv, bv)));
     }
-    let grid = gemm_grid_tiles(p.cout as usize, phase_tiles(p));
-    let l = Launch {
-        family: "conv_transpose2d",
-        entry: "conv_transpose2d_fwd",
-        params: bytemuck::bytes_of(p),
-        grid,
-        block: [16, 16, 1],
-    };
+    // One block per 64 x 64 tile, row tiles fastest, then the column tiles of every phase (kernels/README.md).
+    let tiles = [(p.cout as usize).div_ceil(TILE), phase_tiles(p), 1];
+    let l = Launch::tiled("conv_transpose2d", "conv_transpose2d_fwd", p, tiles);
     launch_out(x.device(), &l, &[x.storage(), w.storage(), bias_storage(b, w)], len)
 }
 
@@ -78,22 +73,8 @@ pub(crate) fn conv_transpose2d_sized(
             return Err(Error::shape(OP, format!("output size {o} outside [{base}, {}]", base + stride - 1)));
         }
     }
-    check_u32(OP, &[x.shape(), &[n, w.shape()[1], out[0], out[1]]])?;
-    let p = Params {
-        batch: n as u32,
-        cin: cin as u32,
-        h: h as u32,
-        w: wd as u32,
-        cout: w.shape()[1] as u32,
-        oh: out[0] as u32,
-        ow: out[1] as u32,
-        kh: kh as u32,
-        kw: kw as u32,
-        stride: stride as u32,
-        pad: padding as u32,
-        has_bias: b.is_some() as u32,
-        ..Params::default()
-    };
+    let geometry = [kh, kw, stride, padding];
+    let p = Params::new(OP, [n, cin, h, wd], [w.shape()[1], out[0], out[1]], geometry, b.is_some())?;
     let dev = x.device().clone();
     let storage = forward(&p, x, w, b)?;
     let shape = vec![n, p.cout as usize, out[0], out[1]];

@@ -6,7 +6,7 @@
 //! transpose -> transpose.
 pub mod cpu;
 
-use super::around_axis;
+use super::{around_axis, u32s};
 use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -25,6 +25,21 @@ pub struct SliceParams {
     pub total: u32,
 }
 
+impl SliceParams {
+    /// Rows `src_off .. src_off + len` of src [outer, src_n, inner] to rows `dst_off ..` of dst [outer, dst_n, inner].
+    pub(crate) fn new(
+        (outer, inner): (usize, usize),
+        (src_n, src_off): (usize, usize),
+        (dst_n, dst_off): (usize, usize),
+        len: usize,
+    ) -> Result<Self> {
+        let sizes = [outer * src_n * inner, outer * dst_n * inner, outer * len * inner];
+        let [.., total, outer, inner, src_n, dst_n, src_off, dst_off, len] =
+            u32s("copy", [sizes[0], sizes[1], sizes[2], outer, inner, src_n, dst_n, src_off, dst_off, len])?;
+        Ok(SliceParams { outer, inner, src_n, dst_n, src_off, dst_off, len, total })
+    }
+}
+
 /// Mirrors `Params` of `transpose`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -33,6 +48,13 @@ pub struct TransposeParams {
     pub rows: u32,
     pub cols: u32,
     pub pad: u32,
+}
+
+impl TransposeParams {
+    pub(crate) fn new(batch: usize, rows: usize, cols: usize) -> Result<Self> {
+        let [_, batch, rows, cols] = u32s("transpose", [batch * rows * cols, batch, rows, cols])?;
+        Ok(TransposeParams { batch, rows, cols, pad: 0 })
+    }
 }
 
 /// Mirrors `Params` of `fill`.
@@ -44,12 +66,19 @@ pub struct FillParams {
     pub pad: [u32; 2],
 }
 
+impl FillParams {
+    pub(crate) fn new(n: usize, value: f32) -> Result<Self> {
+        let [n] = u32s("fill", [n])?;
+        Ok(FillParams { n, value, pad: [0; 2] })
+    }
+}
+
 pub fn fill(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let storage = match device {
         Device::Cpu => Storage::Cpu(vec![value; n]),
         d => {
-            let p = FillParams { n: n as u32, value, pad: [0; 2] };
+            let p = FillParams::new(n, value)?;
             let l = Launch::elementwise("copy", "fill", &p, n);
             super::launch_out(d, &l, &[], n)?
         }
@@ -59,9 +88,6 @@ pub fn fill(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
 
 /// Copies a slab of `src` into `dst` (which must already hold the rest of the output).
 fn slice_copy(device: &Device, src: &Storage, dst: &mut Storage, p: SliceParams) -> Result<()> {
-    if p.total == 0 {
-        return Ok(());
-    }
     if let (Some(s), Storage::Cpu(d)) = (src.cpu(), &mut *dst) {
         cpu::slice_copy(s, d, &p);
         return Ok(());
@@ -92,16 +118,7 @@ impl Tensor {
         let mut sizes = Vec::with_capacity(parts.len());
         for p in parts {
             let len = p.shape()[ax];
-            let sp = SliceParams {
-                outer: outer as u32,
-                inner: inner as u32,
-                src_n: len as u32,
-                dst_n: dst_n as u32,
-                src_off: 0,
-                dst_off: off as u32,
-                len: len as u32,
-                total: (outer * len * inner) as u32,
-            };
+            let sp = SliceParams::new((outer, inner), (len, 0), (dst_n, off), len)?;
             slice_copy(dev, p.storage(), &mut out, sp)?;
             sizes.push((off, len));
             off += len;
@@ -125,21 +142,12 @@ impl Tensor {
         shape[ax] = len;
         let dev = self.device();
         let mut out = dev.alloc(outer * len * inner)?;
-        let p = SliceParams {
-            outer: outer as u32,
-            inner: inner as u32,
-            src_n: src_n as u32,
-            dst_n: len as u32,
-            src_off: start as u32,
-            dst_off: 0,
-            len: len as u32,
-            total: (outer * len * inner) as u32,
-        };
+        let p = SliceParams::new((outer, inner), (src_n, start), (len, 0), len)?;
         slice_copy(dev, self.storage(), &mut out, p)?;
         Ok(Tensor::from_op(out, shape, dev, &[self], move |inp, _, g| {
             let x = &inp[0];
             let mut dx = Tensor::zeros(x.shape(), x.device())?.storage_owned()?;
-            let back = SliceParams { src_n: len as u32, dst_n: src_n as u32, src_off: 0, dst_off: start as u32, ..p };
+            let back = SliceParams::new((outer, inner), (len, 0), (src_n, start), len)?;
             slice_copy(x.device(), g.storage(), &mut dx, back)?;
             Ok(vec![Some(Tensor::from_storage(dx, x.shape(), x.device())?)])
         }))
@@ -174,15 +182,9 @@ impl Tensor {
         let storage = match self.storage().cpu() {
             Some(x) => Storage::Cpu(cpu::transpose(x, batch, rows, cols)),
             None => {
-                let p = TransposeParams { batch: batch as u32, rows: rows as u32, cols: cols as u32, pad: 0 };
-                let grid = [cols.div_ceil(16).max(1) as u32, rows.div_ceil(16).max(1) as u32, batch.max(1) as u32];
-                let l = Launch {
-                    family: "copy",
-                    entry: "transpose",
-                    params: bytemuck::bytes_of(&p),
-                    grid,
-                    block: [16, 16, 1],
-                };
+                // One block per 16 x 16 tile of each matrix (columns fastest, then rows, then the batch).
+                let p = TransposeParams::new(batch, rows, cols)?;
+                let l = Launch::tiled("copy", "transpose", &p, [cols.div_ceil(16), rows.div_ceil(16), batch]);
                 super::launch_out(dev, &l, &[self.storage()], self.numel())?
             }
         };

@@ -21,7 +21,7 @@
 //!   gr_i = gs_i (1 - tanh²(r_i / C)) when clamped, else gs_i;  passing features: gx_i = gy_i.
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -41,6 +41,25 @@ pub struct Params {
     pub clamp: f32,
     pub inv_clamp: f32,
     pub pad: u32,
+}
+
+impl Params {
+    /// x [rows, d] with `p` parameter columns per kind (theta [rows, p] or [rows, 2p] when `affine`), the packed
+    /// output [y, ld [rows]].
+    pub(crate) fn new(rows: usize, d: usize, p: usize, affine: bool, inverse: bool, clamp: f32) -> Result<Params> {
+        let width = if affine { 2 * p } else { p };
+        let [.., rows, d, p] = u32s("coupling", [rows * d + rows, rows * width, rows, d, p])?;
+        Ok(Params {
+            rows,
+            d,
+            p,
+            affine: affine as u32,
+            inverse: inverse as u32,
+            clamp,
+            inv_clamp: if clamp > 0.0 { 1.0 / clamp } else { 0.0 },
+            pad: 0,
+        })
+    }
 }
 
 /// Marks a passing feature in `slot`.
@@ -137,16 +156,7 @@ impl Tensor {
         if inverse && crate::autodiff::recording() && (self.tracks() || theta.tracks()) {
             return Err(Error::Usage("the inverse coupling is not differentiable: run it under no_grad".into()));
         }
-        let p = Params {
-            rows: rows as u32,
-            d: d as u32,
-            p: mask.p as u32,
-            affine: affine as u32,
-            inverse: inverse as u32,
-            clamp,
-            inv_clamp: if clamp > 0.0 { 1.0 / clamp } else { 0.0 },
-            pad: 0,
-        };
+        let p = Params::new(rows, d, mask.p, affine, inverse, clamp)?;
         let dev = self.device();
         let slot = mask.dev_slot.clone();
         let host_slot = mask.slot.clone();
@@ -169,10 +179,8 @@ impl Tensor {
                 }
                 _ => {
                     let (gx, gth) = (dev.alloc(x.numel())?, dev.alloc(th.numel())?);
-                    if rows > 0 {
-                        let l = Launch::elementwise("coupling", "coupling_bwd", &p, rows);
-                        dev.launch(&l, &[x.storage(), th.storage(), &slot, g.storage()], &[&gx, &gth])?;
-                    }
+                    let l = Launch::elementwise("coupling", "coupling_bwd", &p, rows);
+                    dev.launch(&l, &[x.storage(), th.storage(), &slot, g.storage()], &[&gx, &gth])?;
                     (gx, gth)
                 }
             };

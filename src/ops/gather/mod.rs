@@ -4,7 +4,7 @@
 //! use atomics).
 pub mod cpu;
 
-use super::around_axis;
+use super::{around_axis, u32s};
 use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -18,6 +18,15 @@ pub struct Params {
     pub src_n: u32,
     pub idx_n: u32,
     pub inner: u32,
+}
+
+impl Params {
+    /// src [outer, src_n, inner] gathered at `idx_n` indices into [outer, idx_n, inner].
+    pub(crate) fn new(outer: usize, src_n: usize, idx_n: usize, inner: usize) -> Result<Params> {
+        let sizes = [outer * src_n * inner, outer * idx_n * inner];
+        let [_, _, outer, src_n, idx_n, inner] = u32s("gather", [sizes[0], sizes[1], outer, src_n, idx_n, inner])?;
+        Ok(Params { outer, src_n, idx_n, inner })
+    }
 }
 
 /// Indices resident on a device, checked once against the length they index.
@@ -47,14 +56,12 @@ impl Indices {
 fn scatter_add(g: &Tensor, idx: &Indices, shape: &[usize], p: Params) -> Result<Tensor> {
     let dev = g.device();
     let mut dx = Tensor::zeros(shape, dev)?.storage_owned()?;
-    let total = (p.outer * p.idx_n * p.inner) as usize;
     match (g.storage().cpu(), &mut dx, &*idx.storage) {
         (Some(gv), Storage::Cpu(d), Storage::CpuU32(iv)) => cpu::scatter_add(gv, iv, d, &p),
-        _ if total > 0 => {
-            let l = Launch::elementwise("gather", "scatter_add", &p, total);
+        _ => {
+            let l = Launch::elementwise("gather", "scatter_add", &p, g.numel());
             dev.launch(&l, &[g.storage(), &idx.storage], &[&dx])?;
         }
-        _ => {}
     }
     Tensor::from_storage(dx, shape, dev)
 }
@@ -69,7 +76,7 @@ impl Tensor {
                 format!("indices for length {} used on axis of length {src_n}", idx.bound),
             ));
         }
-        let p = Params { outer: outer as u32, src_n: src_n as u32, idx_n: idx.len as u32, inner: inner as u32 };
+        let p = Params::new(outer, src_n, idx.len, inner)?;
         let total = outer * idx.len * inner;
         let dev = self.device();
         let storage = match (self.storage().cpu(), &*idx.storage) {

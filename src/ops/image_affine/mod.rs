@@ -25,7 +25,7 @@
 //! backward (a transformed element's thread also writes its two theta gradients).
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -49,6 +49,25 @@ pub struct Params {
     pub hi: f32,
     pub pad0: u32,
     pub pad1: u32,
+}
+
+impl Params {
+    /// x [batch, c, hw] whose first `pass` channels pass, theta [batch, 2 (c - pass), hw] read at channel offsets
+    /// `r_off` and `t_off`, the packed output [x, ls [batch, c - pass, hw]].
+    pub(crate) fn new(
+        [batch, c, hw, pass]: [usize; 4],
+        kind: u32,
+        (r_off, t_off): (usize, usize),
+        (lo, hi): (f32, f32),
+        inverse: bool,
+    ) -> Result<Params> {
+        let ct = c.saturating_sub(pass);
+        let counts = [batch * 2 * ct * hw, batch * (c + ct) * hw];
+        let [_, _, batch, c, hw, pass, r_off, t_off] =
+            u32s("image_affine", [counts[0], counts[1], batch, c, hw, pass, r_off, t_off])?;
+        let inverse = inverse as u32;
+        Ok(Params { batch, c, hw, pass, kind, inverse, r_off, t_off, lo, hi, ..Params::default() })
+    }
 }
 
 /// Which transform, with its constants.
@@ -95,23 +114,10 @@ impl Tensor {
                 format!("theta {:?} for x {:?} must be [{batch}, {}, {}, {}]", theta.shape(), s, 2 * ct, s[2], s[3]),
             ));
         }
-        crate::ops::conv2d::check_u32("image_affine", &[theta.shape(), &s])?;
         if inverse && crate::autodiff::recording() && (self.tracks() || theta.tracks()) {
             return Err(Error::Usage("the inverse image_affine is not differentiable: run it under no_grad".into()));
         }
-        let p = Params {
-            batch: batch as u32,
-            c: c as u32,
-            hw: hw as u32,
-            pass: pass as u32,
-            kind: kind_id,
-            inverse: inverse as u32,
-            r_off: r_off as u32,
-            t_off: t_off as u32,
-            lo,
-            hi,
-            ..Params::default()
-        };
+        let p = Params::new([batch, c, hw, pass], kind_id, (r_off, t_off), (lo, hi), inverse)?;
         let (nx, nl) = (batch * c * hw, batch * ct * hw);
         let dev = self.device();
         let storage = match (self.storage().cpu(), theta.storage().cpu()) {
@@ -133,10 +139,8 @@ impl Tensor {
                 }
                 _ => {
                     let (gx, gth) = (dev.alloc(x.numel())?, dev.alloc(th.numel())?);
-                    if nx > 0 {
-                        let l = Launch::elementwise("image_affine", "image_affine_bwd", &p, nx);
-                        dev.launch(&l, &[x.storage(), th.storage(), g.storage()], &[&gx, &gth])?;
-                    }
+                    let l = Launch::elementwise("image_affine", "image_affine_bwd", &p, nx);
+                    dev.launch(&l, &[x.storage(), th.storage(), g.storage()], &[&gx, &gth])?;
                     (gx, gth)
                 }
             };

@@ -15,8 +15,8 @@
 //! transposes: NCHW keeps each channel plane contiguous, so one thread per output reads C coalesced planes.
 pub mod cpu;
 
-use super::launch_out;
-use crate::backend::{grid_blocks, Launch, Storage, BLOCK};
+use super::{launch_out, u32s};
+use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -32,6 +32,14 @@ pub struct Params {
     pub trans: u32,
 }
 
+impl Params {
+    /// x [batch, c, hw] and W [c, c], W^T when `trans`.
+    pub(crate) fn new(batch: usize, c: usize, hw: usize, trans: bool) -> Result<Params> {
+        let [_, _, batch, c, hw] = u32s("inv_conv1x1", [batch * c * hw, c * c, batch, c, hw])?;
+        Ok(Params { batch, c, hw, trans: trans as u32 })
+    }
+}
+
 /// (batch, channels, pixels) of an NCHW tensor checked against a [C, C] weight.
 fn check(x: &Tensor, w: &Tensor) -> Result<(usize, usize, usize)> {
     x.check_same_device(w)?;
@@ -43,7 +51,6 @@ fn check(x: &Tensor, w: &Tensor) -> Result<(usize, usize, usize)> {
         ));
     }
     let s = x.shape();
-    crate::ops::conv2d::check_u32("inv_conv1x1", &[s])?;
     Ok((s[0], s[1], s[2] * s[3]))
 }
 
@@ -62,13 +69,7 @@ fn weight_grad(p: &Params, x: &Tensor, g: &Tensor) -> Result<Tensor> {
     let storage = match (x.storage().cpu(), g.storage().cpu()) {
         (Some(xv), Some(gv)) => Storage::Cpu(cpu::weight_grad(p, xv, gv)),
         _ => {
-            let l = Launch {
-                family: "inv_conv1x1",
-                entry: "inv_conv1x1_wgrad",
-                params: bytemuck::bytes_of(p),
-                grid: grid_blocks(c * c),
-                block: [BLOCK, 1, 1],
-            };
+            let l = Launch::per_block("inv_conv1x1", "inv_conv1x1_wgrad", p, c * c);
             launch_out(dev, &l, &[x.storage(), g.storage()], c * c)?
         }
     };
@@ -80,7 +81,7 @@ impl Tensor {
     /// `transpose`), differentiable in both.
     pub fn inv_conv1x1(&self, w: &Tensor, transpose: bool) -> Result<Tensor> {
         let (batch, c, hw) = check(self, w)?;
-        let p = Params { batch: batch as u32, c: c as u32, hw: hw as u32, trans: transpose as u32 };
+        let p = Params::new(batch, c, hw, transpose)?;
         let storage = apply(&p, self, w)?;
         Ok(Tensor::from_op(storage, self.shape().to_vec(), self.device(), &[self, w], move |inp, _, g| {
             let (x, w) = (&inp[0], &inp[1]);

@@ -13,7 +13,7 @@
 //! (row, column) of the parameter gradients backward. The batch work (x W) stays one matmul.
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -24,6 +24,14 @@ use crate::tensor::Tensor;
 pub struct Params {
     pub d: u32,
     pub pad: [u32; 3],
+}
+
+impl Params {
+    /// D x D factors; the backward packs [dlower, dupper, dlog_s] into 2 D^2 + D values.
+    pub(crate) fn new(d: usize) -> Result<Params> {
+        let [_, d] = u32s("lu_weight", [2 * d * d + d, d])?;
+        Ok(Params { d, pad: [0; 3] })
+    }
 }
 
 /// (W [D, D], log|det W| as a scalar tensor) from lower, upper, perm [D, D] and log_s, sign [D];
@@ -58,7 +66,7 @@ pub fn lu_weight(
             ),
         ));
     }
-    let p = Params { d: d as u32, pad: [0; 3] };
+    let p = Params::new(d)?;
     let dev = lower.device();
     let inputs = [lower, upper, log_s, perm, sign];
     let storage = match (
@@ -86,11 +94,9 @@ pub fn lu_weight(
                 // One packed gradient buffer [dlower, dupper, dlog_s] keeps the kernel at 7 storage buffers
                 // (WebGPU guarantees 8 per stage); split here, off the tape.
                 let out = dev.alloc(2 * d * d + d)?;
-                if d > 0 {
-                    let mut st: Vec<&Storage> = inp.iter().map(|t| t.storage()).collect();
-                    st.push(g.storage());
-                    dev.launch(&Launch::elementwise("lu", "lu_bwd", &p, d * d), &st, &[&out])?;
-                }
+                let mut st: Vec<&Storage> = inp.iter().map(|t| t.storage()).collect();
+                st.push(g.storage());
+                dev.launch(&Launch::elementwise("lu", "lu_bwd", &p, d * d), &st, &[&out])?;
                 let all = Tensor::from_storage(out, &[2 * d * d + d], dev)?;
                 let part = |o: usize, n: usize| all.narrow(0, o, n).and_then(|t| t.storage_owned());
                 (part(0, d * d)?, part(d * d, d * d)?, part(2 * d * d, d)?)

@@ -9,7 +9,7 @@
 //!   db = sum of g over the rows (the reduce op).
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -35,7 +35,28 @@ pub struct Params {
 /// The output tile of one block.
 const TILE: usize = 64;
 
-/// One launch of the made kernel: C [m, n] = (op(A) (op(B) ⊙ M?)) ⊙ M? + bias?.
+/// The kernel parameters of C [m, n] = (op(A) (op(B) ⊙ M?)) ⊙ M? + bias?.
+pub(crate) fn params(
+    (m, n, k): (usize, usize, usize),
+    (ta, tb): (bool, bool),
+    (mask_b, mask_c): (bool, bool),
+    bias: bool,
+) -> Result<Params> {
+    let [_, _, _, m, n, k] = u32s("masked_linear", [m * k, k * n, m * n, m, n, k])?;
+    Ok(Params {
+        m,
+        n,
+        k,
+        trans_a: ta as u32,
+        trans_b: tb as u32,
+        mask_b: mask_b as u32,
+        mask_c: mask_c as u32,
+        bias: bias as u32,
+    })
+}
+
+/// One launch of the made kernel: C [m, n] = (op(A) (op(B) ⊙ M?)) ⊙ M? + bias?, one block per 64 x 64
+/// tile (columns fastest).
 #[allow(clippy::too_many_arguments)]
 fn launch(
     dev: &Device,
@@ -47,18 +68,8 @@ fn launch(
     (ta, tb): (bool, bool),
     (mask_b, mask_c): (bool, bool),
 ) -> Result<Storage> {
-    let p = Params {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        trans_a: ta as u32,
-        trans_b: tb as u32,
-        mask_b: mask_b as u32,
-        mask_c: mask_c as u32,
-        bias: bias.is_some() as u32,
-    };
-    let grid = [n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, 1];
-    let l = Launch { family: "made", entry: "made", params: bytemuck::bytes_of(&p), grid, block: [16, 16, 1] };
+    let p = params((m, n, k), (ta, tb), (mask_b, mask_c), bias.is_some())?;
+    let l = Launch::tiled("made", "made", &p, [n.div_ceil(TILE), m.div_ceil(TILE), 1]);
     // The bias binding is never read without the flag; the mask stands in for it.
     launch_out(dev, &l, &[a, b, mask, bias.unwrap_or(mask)], m * n)
 }

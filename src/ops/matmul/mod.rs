@@ -8,7 +8,7 @@
 //! and a side broadcast over the batch gets its gradient summed over the batch.
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -29,6 +29,26 @@ pub struct Params {
 
 /// The output tile of one block (kernels/README.md).
 const TILE: usize = 64;
+
+/// The kernel parameters of `batch` products [m, k] x [k, n] (trans flags and batch strides as the kernel
+/// reads them; a stride of 0 broadcasts that operand).
+pub(crate) fn params(
+    (batch, m, n, k): (usize, usize, usize, usize),
+    (ta, tb): (bool, bool),
+    (sa, sb): (usize, usize),
+) -> Result<Params> {
+    let a_len = if sa == 0 { m * k } else { batch * sa };
+    let b_len = if sb == 0 { k * n } else { batch * sb };
+    let [_, _, _, m, n, k, batch, sa, sb] = u32s("matmul", [batch * m * n, a_len, b_len, m, n, k, batch, sa, sb])?;
+    let (trans_a, trans_b) = (ta as u32, tb as u32);
+    Ok(Params { m, n, k, batch, trans_a, trans_b, a_batch_stride: sa, b_batch_stride: sb })
+}
+
+/// The launch of `p`: one block per 64 x 64 tile of each product (columns fastest, then rows, then the batch).
+fn launch(p: &Params) -> Launch<'_> {
+    let tiles = |d: u32| (d as usize).div_ceil(TILE);
+    Launch::tiled("matmul", "matmul", p, [tiles(p.n), tiles(p.m), p.batch as usize])
+}
 
 /// (batch dims, rows, cols) of a matrix operand read with or without transpose.
 fn split(shape: &[usize], trans: bool) -> (Vec<usize>, usize, usize) {
@@ -66,20 +86,8 @@ pub fn matmul_t(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
     let storage = match (a.storage().cpu(), b.storage().cpu()) {
         (Some(x), Some(y)) => Storage::Cpu(cpu::matmul(x, y, batch, m, n, k, ta, tb, sa, sb)),
         _ => {
-            let p = Params {
-                m: m as u32,
-                n: n as u32,
-                k: k as u32,
-                batch: batch as u32,
-                trans_a: ta as u32,
-                trans_b: tb as u32,
-                a_batch_stride: sa as u32,
-                b_batch_stride: sb as u32,
-            };
-            let grid = [n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, batch as u32];
-            let l =
-                Launch { family: "matmul", entry: "matmul", params: bytemuck::bytes_of(&p), grid, block: [16, 16, 1] };
-            launch_out(dev, &l, &[a.storage(), b.storage()], batch * m * n)?
+            let p = params((batch, m, n, k), (ta, tb), (sa, sb))?;
+            launch_out(dev, &launch(&p), &[a.storage(), b.storage()], batch * m * n)?
         }
     };
     let mut shape = batch_dims;

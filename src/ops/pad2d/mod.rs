@@ -8,7 +8,7 @@
 //! per output element.
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -27,9 +27,18 @@ pub struct Params {
     pub pad2: u32,
 }
 
+impl Params {
+    /// `planes` planes of h x w padded by `pad` on every side with `value`.
+    pub(crate) fn new(planes: usize, h: usize, w: usize, pad: usize, value: f32) -> Result<Params> {
+        let n = planes * (h + 2 * pad) * (w + 2 * pad);
+        let [_, planes, h, w, pad] = u32s("pad2d", [n, planes, h, w, pad])?;
+        Ok(Params { planes, h, w, pad, value, ..Params::default() })
+    }
+}
+
 /// The interior of g [.., H+2p, W+2p]: no gradient history.
 fn crop(p: &Params, g: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    let n = (p.planes * p.h * p.w) as usize;
+    let n = p.planes as usize * (p.h * p.w) as usize;
     let storage = match g.storage().cpu() {
         Some(gv) => Storage::Cpu(cpu::crop(p, gv)),
         None => launch_out(g.device(), &Launch::elementwise("pad2d", "pad2d_crop", p, n), &[g.storage()], n)?,
@@ -49,16 +58,8 @@ impl Tensor {
         let mut out_shape = s.clone();
         out_shape[r - 2] += 2 * pad;
         out_shape[r - 1] += 2 * pad;
-        crate::ops::conv2d::check_u32("pad2d", &[&out_shape])?;
-        let p = Params {
-            planes: s[..r - 2].iter().product::<usize>() as u32,
-            h: h as u32,
-            w: w as u32,
-            pad: pad as u32,
-            value,
-            ..Params::default()
-        };
         let n: usize = out_shape.iter().product();
+        let p = Params::new(s[..r - 2].iter().product(), h, w, pad, value)?;
         let storage = match self.storage().cpu() {
             Some(xv) => Storage::Cpu(cpu::pad(&p, xv)),
             None => launch_out(self.device(), &Launch::elementwise("pad2d", "pad2d_fwd", &p, n), &[self.storage()], n)?,

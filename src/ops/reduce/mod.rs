@@ -6,7 +6,7 @@
 //! sum: g; mean: g / n; max: g [x = y] / #{x = y} (ties share, as torch.amax); logsumexp: g exp(x - y).
 pub mod cpu;
 
-use super::{around_axis, launch_out};
+use super::{around_axis, launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -27,6 +27,12 @@ pub struct Params {
     pub n: u32,
     pub inner: u32,
     pub op: u32,
+}
+
+/// The kernel parameters of `op` over [outer, n, inner].
+pub(crate) fn params(op: ReduceOp, outer: usize, n: usize, inner: usize) -> Result<Params> {
+    let [_, outer, n, inner] = u32s("reduce", [outer * n * inner, outer, n, inner])?;
+    Ok(Params { outer, n, inner, op: op.code() })
 }
 
 impl ReduceOp {
@@ -51,7 +57,7 @@ impl Tensor {
         let storage = match self.storage().cpu() {
             Some(x) => Storage::Cpu(cpu::forward(op, x, outer, n, inner)),
             None => {
-                let p = Params { outer: outer as u32, n: n as u32, inner: inner as u32, op: op.code() };
+                let p = params(op, outer, n, inner)?;
                 let l = Launch::along_axis("reduce", ("reduce_rows", "reduce_cols"), &p, outer, inner);
                 launch_out(self.device(), &l, &[self.storage()], outer * inner)?
             }

@@ -9,7 +9,7 @@
 //! and one launch each way. Kernels: kernels/softclip.ptx, wgsl/softclip.wgsl.
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -22,6 +22,14 @@ pub struct Params {
     pub inverse: u32,
     pub bound: f32,
     pub inv_bound: f32,
+}
+
+impl Params {
+    /// `n` elements, the packed output [y, ld] 2n values.
+    pub(crate) fn new(n: usize, inverse: bool, bound: f32) -> Result<Params> {
+        let [_, n] = u32s("softclip", [2 * n, n])?;
+        Ok(Params { n, inverse: inverse as u32, bound, inv_bound: 1.0 / bound })
+    }
 }
 
 /// 1 - 2^-20 (exact in f32): the inverse holds |y| <= B times this.
@@ -38,7 +46,7 @@ impl Tensor {
             return Err(Error::Usage("the inverse softclip is not differentiable: run it under no_grad".into()));
         }
         let n = self.numel();
-        let p = Params { n: n as u32, inverse: inverse as u32, bound, inv_bound: 1.0 / bound };
+        let p = Params::new(n, inverse, bound)?;
         let dev = self.device();
         let storage = match self.storage().cpu() {
             Some(xv) => Storage::Cpu(cpu::forward(&p, xv)),

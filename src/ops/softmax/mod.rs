@@ -3,7 +3,7 @@
 //! Backward: dx = y (g - sum(g y)) along the axis.
 pub mod cpu;
 
-use super::{around_axis, launch_out};
+use super::{around_axis, launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -18,6 +18,12 @@ pub struct Params {
     pub pad: u32,
 }
 
+/// The kernel parameters over [outer, n, inner].
+pub(crate) fn params(outer: usize, n: usize, inner: usize) -> Result<Params> {
+    let [_, outer, n, inner] = u32s("softmax", [outer * n * inner, outer, n, inner])?;
+    Ok(Params { outer, n, inner, pad: 0 })
+}
+
 impl Tensor {
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
         let ax = self.axis(axis)?;
@@ -25,7 +31,7 @@ impl Tensor {
         let storage = match self.storage().cpu() {
             Some(x) => Storage::Cpu(cpu::forward(x, outer, n, inner)),
             None => {
-                let p = Params { outer: outer as u32, n: n as u32, inner: inner as u32, pad: 0 };
+                let p = params(outer, n, inner)?;
                 let l = Launch::along_axis("softmax", ("softmax_rows", "softmax_cols"), &p, outer, inner);
                 launch_out(self.device(), &l, &[self.storage()], self.numel())?
             }

@@ -5,6 +5,7 @@
 //! wgsl/sos.wgsl.
 pub mod cpu;
 
+use super::u32s;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -63,16 +64,15 @@ impl Tensor {
         if inverse && crate::autodiff::recording() && (self.tracks() || theta.tracks()) {
             return Err(Error::Usage("the inverse sos transform is not differentiable: run it under no_grad".into()));
         }
-        let n = self.numel();
-        let p = Params {
-            n: n as u32,
-            k: cfg.polynomials as u32,
-            r: cfg.degree as u32,
-            inverse: inverse as u32,
-            bound: cfg.bound,
-            iters: cfg.iters,
-            pad: [0; 2],
-        };
+        let p = cfg.params(self.numel(), inverse)?;
         super::packed_transform(self, theta, p, ("sos", "sos_fwd", "sos_bwd"), cpu::forward, cpu::backward)
+    }
+}
+
+impl SosCfg {
+    /// The kernel parameters for `n` elements (and their n P parameters).
+    pub(crate) fn params(&self, n: usize, inverse: bool) -> Result<Params> {
+        let [.., n, k, r] = u32s("sos", [2 * n, n * self.params_per_dim(), n, self.polynomials, self.degree])?;
+        Ok(Params { n, k, r, inverse: inverse as u32, bound: self.bound, iters: self.iters, pad: [0; 2] })
     }
 }

@@ -5,6 +5,7 @@
 //! Maths: kernels/README.md ("spline"); CPU reference: cpu.rs; kernels: kernels/spline.ptx, wgsl/spline.wgsl.
 pub mod cpu;
 
+use super::u32s;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -48,7 +49,7 @@ impl SplineCfg {
         3 * self.bins - 1
     }
 
-    fn params(&self, n: usize, inverse: bool) -> Result<Params> {
+    pub(crate) fn params(&self, n: usize, inverse: bool) -> Result<Params> {
         let k = self.bins;
         if !(2..=MAX_BINS).contains(&k) {
             return Err(Error::Usage(format!("spline bins must be in 2..={MAX_BINS}, got {k}")));
@@ -57,9 +58,10 @@ impl SplineCfg {
         if !(self.bound > 0.0 && minimums_fit && self.min_derivative >= 0.0) {
             return Err(Error::Usage(format!("invalid spline configuration {self:?}")));
         }
+        let [.., n, k] = u32s("rq_spline", [2 * n, n * self.params_per_dim(), n, k])?;
         Ok(Params {
-            n: n as u32,
-            k: k as u32,
+            n,
+            k,
             inverse: inverse as u32,
             pad: 0,
             bound: self.bound,

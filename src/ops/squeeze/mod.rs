@@ -9,7 +9,7 @@
 //! element; both read `Params` in the full-resolution geometry (C, H, W of x).
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -22,6 +22,14 @@ pub struct Params {
     pub c: u32,
     pub h: u32,
     pub w: u32,
+}
+
+impl Params {
+    /// The full-resolution side [batch, c, h, w] of either direction.
+    pub(crate) fn new([batch, c, h, w]: [usize; 4]) -> Result<Params> {
+        let [_, batch, c, h, w] = u32s("squeeze", [batch * c * h * w, batch, c, h, w])?;
+        Ok(Params { batch, c, h, w })
+    }
 }
 
 fn run(p: Params, x: &Tensor, to_depth: bool) -> Result<Tensor> {
@@ -45,8 +53,7 @@ impl Tensor {
         if self.rank() != 4 || !s[2].is_multiple_of(2) || !s[3].is_multiple_of(2) {
             return Err(Error::shape("squeeze", format!("needs [N, C, H, W] with H, W even, got {s:?}")));
         }
-        crate::ops::conv2d::check_u32("squeeze", &[s])?;
-        run(Params { batch: s[0] as u32, c: s[1] as u32, h: s[2] as u32, w: s[3] as u32 }, self, true)
+        run(Params::new([s[0], s[1], s[2], s[3]])?, self, true)
     }
 
     /// [N, 4C, H, W] -> [N, C, 2H, 2W], the inverse of [`Tensor::squeeze2x2`].
@@ -55,7 +62,6 @@ impl Tensor {
         if self.rank() != 4 || !s[1].is_multiple_of(4) {
             return Err(Error::shape("unsqueeze", format!("needs [N, 4C, H, W], got {s:?}")));
         }
-        crate::ops::conv2d::check_u32("unsqueeze", &[s])?;
-        run(Params { batch: s[0] as u32, c: (s[1] / 4) as u32, h: 2 * s[2] as u32, w: 2 * s[3] as u32 }, self, false)
+        run(Params::new([s[0], s[1] / 4, 2 * s[2], 2 * s[3]])?, self, false)
     }
 }

@@ -14,7 +14,7 @@
 //! | affine(a,b) | a x + b | a |
 pub mod cpu;
 
-use super::launch_out;
+use super::{launch_out, u32s};
 use crate::backend::{Device, Launch};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -45,7 +45,7 @@ pub struct Params {
 
 impl UnaryOp {
     /// The kernel parameters for `n` elements.
-    pub fn params(self, n: usize) -> Params {
+    pub fn params(self, n: usize) -> Result<Params> {
         let (op, alpha, beta) = match self {
             UnaryOp::Exp => (0, 0.0, 0.0),
             UnaryOp::Log => (1, 0.0, 0.0),
@@ -58,7 +58,8 @@ impl UnaryOp {
             UnaryOp::Sqrt => (8, 0.0, 0.0),
             UnaryOp::Affine(a, b) => (9, a, b),
         };
-        Params { n: n as u32, op, alpha, beta }
+        let [n] = u32s("unary", [n])?;
+        Ok(Params { n, op, alpha, beta })
     }
 }
 
@@ -68,7 +69,7 @@ fn backward(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
     let storage = match (x.storage().cpu(), y.storage().cpu(), g.storage().cpu()) {
         (Some(x), Some(y), Some(g)) => crate::backend::Storage::Cpu(cpu::backward(op, x, y, g)),
         _ => {
-            let p = op.params(x.numel());
+            let p = op.params(x.numel())?;
             launch_out(
                 dev,
                 &Launch::elementwise("unary", "unary_bwd", &p, x.numel()),
@@ -87,7 +88,7 @@ impl Tensor {
         let storage = match self.storage().cpu() {
             Some(x) => crate::backend::Storage::Cpu(cpu::forward(op, x)),
             None => {
-                let p = op.params(n);
+                let p = op.params(n)?;
                 launch_out(dev, &Launch::elementwise("unary", "unary_fwd", &p, n), &[self.storage()], n)?
             }
         };
