@@ -60,7 +60,7 @@ pub fn save(path: &Path, vars: &[Var], config: &serde_json::Value) -> Result<()>
 
 /// Reads a checkpoint, checking that it is complete and finite.
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let f = File::open(path).map_err(|e| ck(path, e.to_string()))?;
+    let f = File::open(path).map_err(|e| Error::file(path, e))?;
     let mut z = ndarray_npy::NpzReader::new(BufReader::new(f))
         .map_err(|e| ck(path, format!("not a readable checkpoint (truncated or not an .npz): {e}")))?;
     let names = z.names().map_err(|e| ck(path, format!("unreadable archive index: {e}")))?;

@@ -24,5 +24,5 @@ pub mod tensor;
 
 pub use autodiff::{backward, no_grad, Grads, Var};
 pub use backend::Device;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use tensor::Tensor;

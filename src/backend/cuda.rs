@@ -62,7 +62,14 @@ fn driver_present() -> Result<()> {
 }
 
 fn err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
-    move |e| Error::Device(format!("cuda: {what}: {e}"))
+    move |e| {
+        let msg = format!("cuda: {what}: {e}");
+        if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+            Error::OutOfMemory(msg)
+        } else {
+            Error::Device(msg)
+        }
+    }
 }
 
 pub fn list() -> Result<Vec<DeviceInfo>> {
@@ -149,7 +156,7 @@ impl CudaDevice {
             return self.upload_f32(&vec![f32::NAN; len.max(1)]).map(|b| CudaBuffer { len, ..b });
         }
         // SAFETY: every kernel writes each element of its outputs (checked by the poison tests).
-        let s = unsafe { self.stream.alloc::<f32>(len.max(1)) }.map_err(err("out of device memory?"))?;
+        let s = unsafe { self.stream.alloc::<f32>(len.max(1)) }.map_err(err("alloc"))?;
         Ok(CudaBuffer { data: CudaData::F32(s), len })
     }
 

@@ -211,7 +211,10 @@ impl WgpuDevice {
                     mapped_at_creation: false,
                 });
                 if let Some(e) = pollster::block_on(oom.pop()) {
-                    return Err(Error::Device(format!("wgpu:{}: out of memory for {size} bytes: {e}", self.index)));
+                    return Err(Error::OutOfMemory(format!(
+                        "wgpu:{}: out of memory for {size} bytes: {e}",
+                        self.index
+                    )));
                 }
                 b
             }

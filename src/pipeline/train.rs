@@ -239,7 +239,7 @@ pub(crate) fn epoch_bar(steps: usize, epoch: usize, epochs: usize, show: bool) -
 /// The error that stops every trainer on a non-finite loss (`epoch` and `step` counted from 0, before the
 /// step): nothing was written, so the checkpoint keeps the last good epoch.
 pub(crate) fn non_finite_loss(loss: f32, epoch: usize, step: u64, ckpt: &Path) -> Error {
-    Error::Data(format!(
+    Error::Numeric(format!(
         "non-finite loss ({loss}) at epoch {} step {}: training stopped; {} keeps the last good epoch",
         epoch + 1,
         step + 1,
