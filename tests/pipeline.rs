@@ -8,7 +8,7 @@ use galactic_forge::data::synthetic::{self, SynthConfig};
 use galactic_forge::flows::NsfConfig;
 use galactic_forge::ops::spline::SplineCfg;
 use galactic_forge::pipeline::train::{best_path, Keep};
-use galactic_forge::pipeline::{self, sample, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
+use galactic_forge::pipeline::{self, sample, Conditions, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{checkpoint, Device};
 use std::path::{Path, PathBuf};
 
@@ -148,6 +148,19 @@ fn sampling_streams_reproducibly_in_physical_units() {
     let (xa, xb) = (galactic_forge::io::read_npy_f32(&a).unwrap(), galactic_forge::io::read_npy_f32(&b).unwrap());
     assert_eq!(xa.shape(), &[1001, 10]);
     assert_eq!(xa, xb, "the chunk size changed the samples");
+    // One condition per star, each its own: still independent of the chunk size.
+    let conds: Vec<f64> = (0..1001).flat_map(|i| c.iter().map(move |v| v + 1e-3 * i as f64)).collect();
+    let draw = |chunk| {
+        let mut v = Vec::new();
+        let rows = Conditions::PerRow(&conds);
+        sample::sample_chunks(&m, rows, 1001, chunk, 5, &Device::Cpu, |r| {
+            v.extend_from_slice(r);
+            Ok(())
+        })
+        .unwrap();
+        v
+    };
+    assert_eq!(draw(7), draw(4096), "the chunk size changed the samples of per-star conditions");
     assert!(xa.iter().all(|v| v.is_finite()));
     // Physical units: the age column lies in the data's range, not around 0 with unit spread.
     let ages: Vec<f32> = xa.outer_iter().map(|r| r[9]).collect();

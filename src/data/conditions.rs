@@ -160,8 +160,10 @@ impl Standardizer {
         }
     }
 
+    /// One or more whole conditions, row-major.
     pub fn cond_to_model(&self, c: &[f64]) -> Vec<f32> {
-        c.iter().enumerate().map(|(i, v)| ((v - self.cond_mean[i]) / self.cond_std[i]) as f32).collect()
+        let n = self.cond_mean.len();
+        c.iter().enumerate().map(|(i, v)| ((v - self.cond_mean[i % n]) / self.cond_std[i % n]) as f32).collect()
     }
 
     /// log|d model / d physical| of one star: what converts a model-space density to physical units.

@@ -7,13 +7,14 @@
 //! (standard error of log F < 1e-3 for F >= 0.9). The rotation applied by cleaning leaves p unchanged (the
 //! generator is axisymmetric); dropping the 10 highest-Z stars changes log p_c by about 10/N and is ignored.
 //! KL = mean over the galaxy's stars of log p_c(s) - log q(s), a Monte-Carlo estimate with its standard error.
-use super::model::SavedModel;
+use super::model::{Conditions, SavedModel};
+use super::sample::sample_chunks;
 use crate::autodiff::no_grad;
 use crate::backend::Device;
 use crate::data::synth::{self, GalaxyParams};
 use crate::data::Galaxy;
-use crate::error::Result;
-use crate::flows::{log_prob, sample};
+use crate::error::{Error, Result};
+use crate::flows::log_prob;
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -61,38 +62,39 @@ pub fn log_inside_fraction(p: &GalaxyParams, r_cut: f64, n: usize) -> f64 {
 
 /// Flow samples for one galaxy's condition, physical units, [n, D] row-major.
 pub fn sample_physical(model: &SavedModel, cond: &[f64], n: usize, seed: u64, dev: &Device) -> Result<Vec<f32>> {
-    let d = model.flow.dim();
-    let c = Tensor::from_vec(model.standardizer.cond_to_model(cond), &[1, cond.len()], dev)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(n * d);
-    let mut phys = vec![0f32; d];
-    for start in (0..n).step_by(100_000) {
-        let m = (n - start).min(100_000);
-        let x = sample(model.flow.as_ref(), m, &c, &mut rng)?.to_vec()?;
-        for row in x.chunks(d) {
-            model.standardizer.stars_to_physical(row, &mut phys);
-            out.extend_from_slice(&phys);
-        }
-    }
+    let mut out = Vec::with_capacity(n * model.flow.dim());
+    sample_chunks(model, Conditions::One(cond), n as u64, 100_000, seed, dev, |rows| {
+        out.extend_from_slice(rows);
+        Ok(())
+    })?;
     Ok(out)
 }
 
-/// log q(s | c) per star in physical units for a galaxy's data [n, D].
-pub fn log_q_physical(model: &SavedModel, data: &[f32], cond: &[f64], dev: &Device) -> Result<Vec<f64>> {
+/// log q(s | c) in nats per star [n, D] in physical units: the flow's density of the standardised star
+/// plus the standardisation's log-Jacobian, so it is a density over physical units.
+pub fn log_q_physical(model: &SavedModel, data: &[f32], conds: Conditions, dev: &Device) -> Result<Vec<f64>> {
     let d = model.flow.dim();
+    if data.len() % d != 0 {
+        return Err(Error::shape("log_q_physical", format!("{} values are not whole stars of {d}", data.len())));
+    }
     let n = data.len() / d;
+    conds.check(&model.standardizer.cond_names, n as u64)?;
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Data(format!("star {} column {} is {}, not finite", i / d, i % d, data[i])));
+    }
     let mut std = vec![0f32; data.len()];
     for (r, o) in data.chunks(d).zip(std.chunks_mut(d)) {
         model.standardizer.stars_to_model(r, o);
     }
-    let c = Tensor::from_vec(model.standardizer.cond_to_model(cond), &[1, cond.len()], dev)?;
+    let c_dim = model.standardizer.cond_names.len();
     let lj = model.standardizer.log_jacobian();
     let mut out = Vec::with_capacity(n);
     no_grad(|| -> Result<()> {
         for start in (0..n).step_by(16384) {
             let m = (n - start).min(16384);
             let x = Tensor::from_slice(&std[start * d..(start + m) * d], &[m, d], dev)?;
-            let lp = log_prob(model.flow.as_ref(), &x, &c.broadcast_to(&[m, cond.len()])?)?.to_vec()?;
+            let c = conds.standardised(&model.standardizer, start..start + m, dev)?.broadcast_to(&[m, c_dim])?;
+            let lp = log_prob(model.flow.as_ref(), &x, &c)?.to_vec()?;
             out.extend(lp.into_iter().map(|v| f64::from(v) + lj));
         }
         Ok(())
@@ -118,7 +120,7 @@ pub fn galaxy_metrics(
 ) -> Result<GalaxyMetrics> {
     let data: Vec<f32> = g.modelled().iter().copied().collect();
     let d = model.flow.dim();
-    let lq = log_q_physical(model, &data, cond, dev)?;
+    let lq = log_q_physical(model, &data, Conditions::One(cond), dev)?;
     let nll = -lq.iter().sum::<f64>() / lq.len().max(1) as f64;
     let (mut kl, mut true_nll) = (None, None);
     if let Some((p, r_cut)) = truth {

@@ -16,6 +16,6 @@ pub mod probe;
 pub mod sample;
 pub mod train;
 
-pub use model::{build_flow, FlowSpec, SavedModel};
+pub use model::{build_flow, Conditions, FlowSpec, SavedModel};
 pub use prepare::{prepare, PrepareConfig, Prepared};
 pub use train::{train, TrainConfig, TrainSummary};

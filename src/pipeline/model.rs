@@ -6,7 +6,9 @@ use crate::checkpoint;
 use crate::data::conditions::Standardizer;
 use crate::error::{Error, Result};
 use crate::flows::{Flow, Maf, MafConfig, Nice, NiceConfig, Nsf, NsfConfig, Sospf, SospfConfig};
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Which flow, with its settings.
@@ -112,5 +114,47 @@ impl SavedModel {
         let flow = build_flow(&spec, dev)?;
         ck.restore(path, &crate::flows::all_vars(flow.as_ref()), dev)?;
         Ok((SavedModel { spec, flow, standardizer, config: ck.config.clone(), path: path.to_path_buf() }, ck))
+    }
+}
+
+/// The physical conditions of a draw or a density, in the checkpoint's order: one for every star, or one
+/// per star ([n, C] row-major).
+#[derive(Clone, Copy, Debug)]
+pub enum Conditions<'a> {
+    One(&'a [f64]),
+    PerRow(&'a [f64]),
+}
+
+impl Conditions<'_> {
+    /// Checks that there are C finite values (one condition) or n x C (one per star).
+    pub fn check(&self, names: &[String], n: u64) -> Result<()> {
+        let c = names.len();
+        let (values, want, what) = match *self {
+            Conditions::One(v) => (v, c as u64, "one condition".to_string()),
+            Conditions::PerRow(v) => (v, n.saturating_mul(c as u64), format!("one condition per star ({n} x {c})")),
+        };
+        if values.len() as u64 != want {
+            return Err(Error::Usage(format!(
+                "{what} needs {want} values ({} per star), got {}",
+                names.join(", "),
+                values.len()
+            )));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Usage(format!("condition value {i} ({}) is {}, not finite", names[i % c], values[i])));
+        }
+        Ok(())
+    }
+
+    /// The standardised conditions of the stars in `rows`: [1, C] for one condition, [rows, C] per star.
+    pub fn standardised(&self, st: &Standardizer, rows: Range<usize>, dev: &Device) -> Result<Tensor> {
+        let c = st.cond_names.len();
+        match *self {
+            Conditions::One(v) => Tensor::from_vec(st.cond_to_model(v), &[1, c], dev),
+            Conditions::PerRow(v) => {
+                let m = rows.len();
+                Tensor::from_vec(st.cond_to_model(&v[rows.start * c..rows.end * c]), &[m, c], dev)
+            }
+        }
     }
 }

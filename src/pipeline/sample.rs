@@ -1,11 +1,10 @@
 //! Sampling stars in physical units, streamed to a .npy file in chunks so that memory stays bounded for
 //! any number of stars (the header states the final shape up front; the file is renamed into place
 //! only when complete).
-use super::model::SavedModel;
+use super::model::{Conditions, SavedModel};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::flows::sample;
-use crate::tensor::Tensor;
 use rand::SeedableRng;
 use std::io::Write;
 use std::path::Path;
@@ -80,6 +79,39 @@ pub fn range_warnings(model: &SavedModel, c: &[f64]) -> Vec<String> {
         .collect()
 }
 
+/// Draws `n` stars and hands them to `sink` in chunks of at most `chunk` rows, [m, D] in physical units.
+/// The noise is one StdRng stream seeded with `seed`, drawn row by row, and each row goes through the flow
+/// on its own, so the stars do not depend on `chunk` (bit for bit on the CPU: tests/pipeline.rs) and memory
+/// stays bounded by it.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_chunks(
+    model: &SavedModel,
+    conds: Conditions,
+    n: u64,
+    chunk: usize,
+    seed: u64,
+    dev: &Device,
+    mut sink: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<()> {
+    conds.check(&model.standardizer.cond_names, n)?;
+    let d = model.flow.dim();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let chunk = chunk.max(1) as u64;
+    let mut phys = vec![0f32; chunk.min(n) as usize * d];
+    let mut done = 0u64;
+    while done < n {
+        let m = chunk.min(n - done) as usize;
+        let c = conds.standardised(&model.standardizer, done as usize..done as usize + m, dev)?;
+        let x = sample(model.flow.as_ref(), m, &c, &mut rng)?.to_vec()?;
+        for (row, out) in x.chunks(d).zip(phys.chunks_mut(d)) {
+            model.standardizer.stars_to_physical(row, out);
+        }
+        sink(&phys[..m * d])?;
+        done += m as u64;
+    }
+    Ok(())
+}
+
 /// Draws `n` stars for one physical condition and writes them, [n, 10] physical units, to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_to_npy(
@@ -93,29 +125,25 @@ pub fn sample_to_npy(
     progress: bool,
 ) -> Result<()> {
     let d = model.flow.dim();
-    let c = Tensor::from_vec(model.standardizer.cond_to_model(cond), &[1, cond.len()], dev)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let bar = if progress { indicatif::ProgressBar::new(n) } else { indicatif::ProgressBar::hidden() };
-    let chunk = chunk.max(1) as u64;
-    crate::io::write_atomic(out, |w| {
+    // A sampling error keeps its own kind (device, shape...) rather than becoming a file error.
+    let mut failed = None;
+    let written = crate::io::write_atomic(out, |w| {
         w.write_all(&npy_header(n, d))?;
-        let mut done = 0u64;
-        let mut phys = vec![0f32; d];
-        while done < n {
-            let m = chunk.min(n - done) as usize;
-            let x =
-                sample(model.flow.as_ref(), m, &c, &mut rng).and_then(|t| t.to_vec()).map_err(std::io::Error::other)?;
-            let mut bytes = Vec::with_capacity(m * d * 4);
-            for row in x.chunks(d) {
-                model.standardizer.stars_to_physical(row, &mut phys);
-                phys.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
-            }
-            w.write_all(&bytes)?;
-            done += m as u64;
-            bar.inc(m as u64);
-        }
-        Ok(())
-    })?;
+        let mut bytes = Vec::new();
+        let drawn = sample_chunks(model, Conditions::One(cond), n, chunk, seed, dev, |rows| {
+            bytes.clear();
+            rows.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+            w.write_all(&bytes).map_err(|e| Error::file(out, e))?;
+            bar.inc((rows.len() / d) as u64);
+            Ok(())
+        });
+        drawn.map_err(|e| std::io::Error::other(failed.insert(e).to_string()))
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    written?;
     bar.finish_and_clear();
     Ok(())
 }
