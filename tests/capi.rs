@@ -1,0 +1,402 @@
+//! The C API as an embedding program meets it. This test builds the gforge-capi library with cargo (same
+//! target folder and profile as itself, so only the small capi crate and its link are new work after
+//! `cargo test` has built the main crate), compiles examples/c, examples/cpp and tests/c against
+//! include/gforge.h with the system's cc and c++, and runs them on a flow and an autoencoder the CLI
+//! trains here at a tiny size: the stars are bit for bit the CLI's for the same seed, log q is `flow
+//! eval`'s, several threads give one thread's numbers, every misuse is a status and a message. It also
+//! compares the header with the Rust signatures, so a declaration that drifts fails here, and runs the
+//! capi crate's own unit tests.
+mod common;
+
+use common::{gforge, tmpdir};
+use galactic_forge::pipeline::eval::log_q_physical;
+use galactic_forge::pipeline::{sample, Conditions, SavedModel};
+use galactic_forge::Device;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs a command: (exit code, stdout, stderr).
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// Runs `gforge` with whitespace-separated arguments (this test's paths have none) and expects success.
+fn gforge_ok(args: &str) {
+    let (code, out, err) = gforge(&args.split_whitespace().collect::<Vec<_>>());
+    assert_eq!(code, 0, "gforge {args}:\n{out}{err}");
+}
+
+/// cargo with this test's target folder and profile, in the repository.
+fn cargo(args: &[&str]) -> Command {
+    // This binary is target/<profile>/deps/capi-<hash>.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root()).args(args).arg("--offline").env("CARGO_TARGET_DIR", dir.parent().unwrap());
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(p) => {
+            cmd.args(["--profile", p]);
+        }
+        None => panic!("no profile folder above {}", exe.display()),
+    }
+    cmd
+}
+
+/// target/<profile>, where cargo puts libgforge.so and libgforge.a, after building them once per process.
+fn library() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let (code, _, err) = run(&mut cargo(&["build", "-p", "gforge-capi"]));
+        assert_eq!(code, 0, "cargo build -p gforge-capi:\n{err}");
+        std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().to_path_buf()
+    })
+}
+
+/// What rustc's `--print native-static-libs` lists for the staticlib on Linux.
+const NATIVE_STATIC_LIBS: [&str; 7] = ["-ldl", "-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-lc"];
+
+/// Compiles C (or C++, when `cxx`) sources against the header and the library, shared or static, with
+/// warnings as errors so the header stays clean C99 and C++.
+fn compile(sources: &[&str], exe: &Path, cxx: bool, static_link: bool) {
+    let lib = library();
+    let (compiler, flags): (String, &[&str]) = if cxx {
+        (std::env::var("CXX").unwrap_or_else(|_| "c++".into()), &["-std=c++17", "-pthread"])
+    } else {
+        (std::env::var("CC").unwrap_or_else(|_| "cc".into()), &["-std=c99"])
+    };
+    let mut cmd = Command::new(&compiler);
+    cmd.args(flags).args(["-O1", "-Wall", "-Wextra", "-pedantic", "-Werror", "-I"]).arg(root().join("include"));
+    cmd.args(sources.iter().map(|f| root().join(f))).arg("-o").arg(exe);
+    if static_link {
+        cmd.arg(lib.join("libgforge.a")).args(NATIVE_STATIC_LIBS).arg("-s");
+    } else {
+        cmd.arg("-L").arg(lib).arg("-lgforge").arg(format!("-Wl,-rpath,{}", lib.display()));
+    }
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{compiler} {sources:?}:\n{out}{err}");
+}
+
+/// A tiny NSF the CLI trains once per process on four synthetic galaxies (g003 held out): (folder, flow).
+fn trained_flow() -> &'static (PathBuf, PathBuf) {
+    static FLOW: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FLOW.get_or_init(|| {
+        let d = tmpdir("capi");
+        let data = d.join("data");
+        gforge_ok(&format!(
+            "synth galaxies --out {} --galaxies 4 --m-particle 1e12 --n-min 700 --n-max 700 --seed 3",
+            s(&data)
+        ));
+        let flow = d.join("flow.npz");
+        gforge_ok(&format!(
+            "flow train --data {} --out {} --device cpu --epochs 1 --layers 2 --hidden 16 --depth 2 --bins 4 \
+             --batch 256 --optimizer adam --lr 1e-3 --val-ids g003",
+            s(&data),
+            s(&flow)
+        ));
+        (d, flow)
+    })
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+fn read_f64(path: &Path) -> Vec<f64> {
+    std::fs::read(path).unwrap().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+fn bits32(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// The capi crate's unit tests (a panic caught at the boundary, status mapping, the per-thread message),
+/// which a plain `cargo test` of this package would not run.
+#[test]
+fn the_capi_crates_unit_tests_pass() {
+    let (code, out, err) = run(&mut cargo(&["test", "-p", "gforge-capi", "--lib"]));
+    assert_eq!(code, 0, "cargo test -p gforge-capi:\n{out}{err}");
+    assert!(out.contains("test result: ok.") && !out.contains(" 0 passed"), "{out}");
+}
+
+#[test]
+fn the_c_example_draws_the_clis_stars_and_eval_s_log_q() {
+    let (d, flow) = trained_flow();
+    let d = d.join("c");
+    std::fs::create_dir_all(&d).unwrap();
+    // The CLI in chunks of 7 stars, the C API in its own chunks: the same stars bit for bit.
+    let cli = d.join("cli.npy");
+    gforge_ok(&format!(
+        "flow sample --model {} --galaxy g003 --stars 1000 --seed 11 --chunk 7 --out {} --device cpu",
+        s(flow),
+        s(&cli)
+    ));
+    let want = galactic_forge::io::read_npy_f32(&cli).unwrap();
+    assert_eq!(want.shape(), &[1000, 10]);
+    let want: Vec<f32> = want.iter().copied().collect();
+
+    let exe = d.join("sample_stars");
+    compile(&["examples/c/sample_stars.c"], &exe, false, false);
+    let (stars, logp) = (d.join("stars.f32"), d.join("logp.f64"));
+    let args = [s(flow), "cpu", "g003", "1000", "11", s(&stars), s(&logp)];
+    let (code, out, err) = run(Command::new(&exe).args(args));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("galaxy g003: log10_Mstars=") && out.contains("1000 stars, mean log q ="), "{out}");
+    let got = read_f32(&stars);
+    assert_eq!(bits32(&got), bits32(&want), "the C API's stars differ from `gforge flow sample`'s");
+
+    // log q: what `flow eval` computes (physical units, the standardisation's Jacobian included).
+    let (model, _) = SavedModel::load(flow, &Device::Cpu).unwrap();
+    let cond = sample::condition(&model, Some("g003"), None).unwrap();
+    let lq = log_q_physical(&model, &got, Conditions::One(&cond), &Device::Cpu).unwrap();
+    let got_lq = read_f64(&logp);
+    assert_eq!(got_lq.len(), 1000);
+    assert!(got_lq.iter().zip(&lq).all(|(a, b)| a.to_bits() == b.to_bits()), "log q differs from eval's");
+    assert!(lq.iter().all(|v| v.is_finite()));
+
+    // The same program linked statically: the same bytes.
+    if cfg!(target_os = "linux") {
+        let exe = d.join("sample_stars_static");
+        compile(&["examples/c/sample_stars.c"], &exe, false, true);
+        let (stars2, logp2) = (d.join("stars2.f32"), d.join("logp2.f64"));
+        let (code, out, err) =
+            run(Command::new(&exe).args([s(flow), "cpu", "g003", "1000", "11", s(&stars2), s(&logp2)]));
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(std::fs::read(&stars2).unwrap(), std::fs::read(&stars).unwrap());
+        assert_eq!(std::fs::read(&logp2).unwrap(), std::fs::read(&logp).unwrap());
+        std::fs::remove_file(&exe).unwrap();
+    }
+}
+
+#[test]
+fn threads_sharing_one_flow_give_one_threads_numbers() {
+    let (d, flow) = trained_flow();
+    let exe = d.join("sample_threads");
+    compile(&["examples/cpp/sample_threads.cpp"], &exe, true, false);
+    // The CPU, then every WGPU adapter (lavapipe's Vulkan and GL in CI) with less work: a software GPU is slow.
+    for dev in common::devices() {
+        let spec = dev.to_string();
+        let spec = spec.split(' ').next().unwrap();
+        let (threads, stars) = if dev.is_cpu() { ("6", "3000") } else { ("3", "200") };
+        let (code, out, err) = run(Command::new(&exe).args([s(flow), spec, threads, stars]));
+        assert_eq!(code, 0, "{spec}: {out}{err}");
+        let want = format!(
+            "{threads} threads, {} jobs of {stars} stars over 4 galaxies: the same",
+            3 * threads.parse::<usize>().unwrap()
+        );
+        assert!(out.contains(&want), "{spec}: {out}");
+    }
+}
+
+#[test]
+fn every_misuse_is_a_status_and_a_message() {
+    let (d, flow) = trained_flow();
+    let d = d.join("misuse");
+    std::fs::create_dir_all(&d).unwrap();
+    let corrupt = d.join("corrupt.npz");
+    std::fs::write(&corrupt, &std::fs::read(flow).unwrap()[..300]).unwrap();
+    let has_cuda = galactic_forge::backend::list_devices().0.iter().any(|i| i.spec.starts_with("cuda"));
+    let exe = d.join("misuse");
+    compile(&["tests/c/misuse.c"], &exe, false, false);
+    let missing = d.join("missing.npz");
+    let (code, out, err) =
+        run(Command::new(&exe).args([s(flow), s(&corrupt), s(&missing), if has_cuda { "1" } else { "0" }]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\n0 failure(s)"), "{out}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn the_autoencoder_encodes_what_the_cli_encodes() {
+    use galactic_forge::data::images::{load_folder, render_folder, RenderConfig};
+    use galactic_forge::data::synthetic::{self, SynthConfig};
+    use galactic_forge::pipeline::ae::ImageSet;
+    let d = tmpdir("capi-ae");
+    let cfg = SynthConfig { galaxies: 4, m_particle: 1e12, n_min: 700, n_max: 700, seed: 5 };
+    let (gals, truth) = synthetic::generate(&cfg);
+    synthetic::write(&d.join("data"), &gals, &truth).unwrap();
+    let images = d.join("images");
+    render_folder(&d.join("data"), &images, &RenderConfig { size: 16, ..Default::default() }, 1).unwrap();
+    let ae = d.join("ae.npz");
+    gforge_ok(&format!(
+        "ae train --images {} --out {} --epochs 1 --batch 2 --size 16 --channels 3,4,8 --latents 3 --lr 1e-3 \
+         --val-ids g003 --device cpu",
+        s(&images),
+        s(&ae)
+    ));
+    let lat = d.join("latents");
+    gforge_ok(&format!("ae encode --model {} --images {} --out {} --device cpu", s(&ae), s(&images), s(&lat)));
+
+    // The images as `ae encode` reads them, handed to the C API as one raw float32 array.
+    let set = ImageSet::from_images(load_folder(&images, 16).unwrap()).unwrap();
+    let raw: Vec<u8> = set.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(d.join("images.f32"), raw).unwrap();
+    let exe = d.join("encode");
+    compile(&["tests/c/encode.c"], &exe, false, false);
+    let n = set.len().to_string();
+    let (code, out, err) =
+        run(Command::new(&exe).args([s(&ae), &n, s(&d.join("images.f32")), s(&d.join("latents.f32"))]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("4 images of 16 x 16 -> 3 latents each"), "{out}");
+    let got = read_f32(&d.join("latents.f32"));
+    for (i, id) in set.ids.iter().enumerate() {
+        let want = galactic_forge::io::read_npy_f32(&lat.join(format!("{id}_latent.npy"))).unwrap();
+        let want: Vec<f32> = want.iter().copied().collect();
+        assert_eq!(bits32(&got[3 * i..3 * i + 3]), bits32(&want), "latents of {id}");
+    }
+}
+
+/// The header's declarations against the `extern "C"` functions, the `#[repr(C)]` struct and the status
+/// names of capi/src, type by type (C types mapped to the Rust types they must be).
+#[test]
+fn the_header_declares_what_the_library_defines() {
+    let header = strip_c_comments(&std::fs::read_to_string(root().join("include/gforge.h")).unwrap());
+    let mut rust = String::new();
+    for f in std::fs::read_dir(root().join("capi/src")).unwrap() {
+        rust += &std::fs::read_to_string(f.unwrap().path()).unwrap();
+    }
+    let c_fns = c_prototypes(&header);
+    let rust_fns = rust_functions(&rust);
+    assert!(c_fns.len() >= 30, "{} prototypes found", c_fns.len());
+    let names = |v: &[(String, Vec<String>, String)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    let (mut cn, mut rn) = (names(&c_fns), names(&rust_fns));
+    cn.sort();
+    rn.sort();
+    assert_eq!(cn, rn, "functions declared in gforge.h vs defined in capi/src");
+    for (name, params, ret) in &c_fns {
+        let (_, rparams, rret) = rust_fns.iter().find(|f| &f.0 == name).unwrap();
+        assert_eq!(params, rparams, "parameters of {name}");
+        assert_eq!(ret, rret, "return type of {name}");
+    }
+    // gf_device_info, field by field.
+    let body = between(&header, "typedef struct gf_device_info {", "}");
+    let c_fields: Vec<String> = body
+        .split(';')
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| format!("{}: {}", f.split_whitespace().last().unwrap(), c_param(f)))
+        .collect();
+    let body = between(&rust, "pub struct GfDeviceInfo {", "}");
+    let r_fields: Vec<String> = body
+        .split(',')
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| {
+            let (name, ty) = f.split_once(':').unwrap();
+            format!("{}: {}", name.trim().trim_start_matches("pub "), norm(ty))
+        })
+        .collect();
+    assert_eq!(c_fields, r_fields, "gf_device_info");
+    // Status values and the names gf_status_name gives them.
+    let c_status: Vec<String> = between(&header, "typedef enum gf_status {", "}")
+        .split(',')
+        .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let r_status: Vec<String> = between(&rust, "let s = match status {", "_ =>")
+        .split(',')
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| {
+            let (v, n) = a.split_once("=>").unwrap();
+            format!("{} = {}", n.trim().trim_start_matches("c\"").trim_end_matches('"'), v.trim())
+        })
+        .collect();
+    assert_eq!(c_status, r_status, "gf_status values vs gf_status_name");
+    let abi = between(&header, "#define GF_ABI_VERSION", "\n").trim().to_string();
+    assert!(between(&rust, "fn gf_abi_version() -> c_int {", "}").trim() == abi, "GF_ABI_VERSION {abi}");
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let i = text.find(start).unwrap_or_else(|| panic!("'{start}' not found")) + start.len();
+    &text[i..i + text[i..].find(end).unwrap()]
+}
+
+fn strip_c_comments(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("/*") {
+        out += &rest[..i];
+        rest = &rest[i + rest[i..].find("*/").unwrap() + 2..];
+    }
+    out + rest
+}
+
+fn norm(t: &str) -> String {
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A C type (a parameter or field with its name, or a bare return type) as the Rust type it must be.
+fn c_param(decl: &str) -> String {
+    let spaced = decl.replace('*', " * ");
+    let mut toks: Vec<&str> = spaced.split_whitespace().collect();
+    let named = toks.len() > 1 && toks.last().is_some_and(|t| *t != "*" && *t != "const");
+    if named {
+        toks.pop();
+    }
+    let is_const = toks.first() == Some(&"const");
+    let base = match toks[usize::from(is_const)] {
+        "char" => "c_char".to_string(),
+        "int" => "c_int".into(),
+        "size_t" => "usize".into(),
+        "uint64_t" => "u64".into(),
+        "double" => "f64".into(),
+        "float" => "f32".into(),
+        "void" => "()".into(),
+        // gf_status -> GfStatus, gf_device_list -> GfDeviceList.
+        gf => gf.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect(),
+    };
+    let stars = toks.iter().filter(|t| **t == "*").count();
+    let mut t = base;
+    for k in 0..stars {
+        t = format!("*{} {t}", if k == 0 && is_const { "const" } else { "mut" });
+    }
+    t
+}
+
+/// (name, parameter types, return type) of every `gf_` prototype in the header.
+fn c_prototypes(header: &str) -> Vec<(String, Vec<String>, String)> {
+    let mut out = Vec::new();
+    for decl in header.split(';') {
+        let decl = norm(decl.rsplit(['{', '}']).next().unwrap());
+        let Some(open) = decl.find('(') else { continue };
+        let head = decl[..open].trim();
+        let Some(name) = head.rsplit([' ', '*']).next().filter(|n| n.starts_with("gf_")) else { continue };
+        if head.starts_with('#') || head.starts_with("typedef") {
+            continue;
+        }
+        let ret = c_param(&head[..head.len() - name.len()]);
+        let args = decl[open + 1..decl.rfind(')').unwrap()].trim();
+        let params = if args == "void" { vec![] } else { args.split(',').map(c_param).collect() };
+        out.push((name.to_string(), params, ret));
+    }
+    out
+}
+
+/// (name, parameter types, return type) of every `extern "C" fn gf_...` in the Rust sources.
+fn rust_functions(src: &str) -> Vec<(String, Vec<String>, String)> {
+    let mut out = Vec::new();
+    for part in src.split("extern \"C\" fn ").skip(1) {
+        let open = part.find('(').unwrap();
+        let close = part.find(')').unwrap();
+        let params = part[open + 1..close]
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| norm(p.split_once(':').unwrap().1))
+            .collect();
+        let tail = &part[close + 1..part.find('{').unwrap()];
+        let ret = tail.split_once("->").map_or("()".to_string(), |(_, r)| norm(r));
+        out.push((part[..open].to_string(), params, ret));
+    }
+    out
+}
