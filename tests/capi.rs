@@ -70,8 +70,8 @@ fn library() -> &'static Path {
 /// What rustc's `--print native-static-libs` lists for the staticlib on Linux.
 const NATIVE_STATIC_LIBS: [&str; 7] = ["-ldl", "-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-lc"];
 
-/// Compiles C (or C++, when `cxx`) sources against the header and the library, shared or static, with
-/// warnings as errors so the header stays clean C99 and C++.
+/// Compiles C (or C++, when `cxx`) sources (paths in the repository, or absolute) against the header and
+/// the library, shared or static, with warnings as errors so the header stays clean C99 and C++.
 fn compile(sources: &[&str], exe: &Path, cxx: bool, static_link: bool) {
     let lib = library();
     let (compiler, flags): (String, &[&str]) = if cxx {
@@ -180,6 +180,23 @@ fn the_c_example_draws_the_clis_stars_and_eval_s_log_q() {
         assert_eq!(std::fs::read(&logp2).unwrap(), std::fs::read(&logp).unwrap());
         std::fs::remove_file(&exe).unwrap();
     }
+}
+
+#[test]
+fn the_readme_snippet_runs() {
+    let (d, _) = trained_flow();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Embedding (C API)").unwrap()..];
+    let code = between(section, "```c\n", "```");
+    let d = d.join("readme");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(d.parent().unwrap().join("flow.npz"), d.join("flow.npz")).unwrap();
+    std::fs::write(d.join("readme.c"), code).unwrap();
+    let exe = d.join("readme");
+    compile(&[s(&d.join("readme.c"))], &exe, false, false);
+    let (code, out, err) = run(Command::new(&exe).current_dir(&d));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("first star at x = "), "{out}");
 }
 
 #[test]

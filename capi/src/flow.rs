@@ -141,6 +141,7 @@ pub unsafe extern "C" fn gf_flow_galaxy_condition(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 unsafe fn sample(
     flow: *const GfFlow,
     n: usize,
@@ -189,6 +190,7 @@ pub unsafe extern "C" fn gf_flow_sample_rows(
     guard(|| sample(flow, n, conds, conds_len, true, seed, stars, stars_len))
 }
 
+#[allow(clippy::too_many_arguments)]
 unsafe fn log_prob(
     flow: *const GfFlow,
     n: usize,

@@ -75,7 +75,8 @@ inline std::vector<float> sample(const gf_flow* f, size_t n, const std::vector<d
     return stars;
 }
 
-inline std::vector<double> log_prob(const gf_flow* f, const std::vector<float>& stars, const std::vector<double>& cond) {
+inline std::vector<double> log_prob(const gf_flow* f, const std::vector<float>& stars,
+                                    const std::vector<double>& cond) {
     size_t n = stars.size() / dim(f);
     std::vector<double> lp(n);
     check(gf_flow_log_prob(f, n, stars.data(), stars.size(), cond.data(), cond.size(), lp.data(), lp.size()));
