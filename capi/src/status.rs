@@ -29,6 +29,8 @@ impl From<&Error> for GfStatus {
             ErrorKind::Device => GfStatus::Device,
             ErrorKind::OutOfMemory => GfStatus::OutOfMemory,
             ErrorKind::Numeric => GfStatus::Numeric,
+            // Only training is interrupted (Ctrl-C), and no entry point trains: here it would be a bug.
+            ErrorKind::Interrupted => GfStatus::Internal,
         }
     }
 }
