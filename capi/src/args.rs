@@ -8,7 +8,7 @@ fn check_ptr<T>(p: *const T, what: &str) -> Result<()> {
     if p.is_null() {
         return Err(Error::Usage(format!("{what} is NULL")));
     }
-    if (p as usize) % std::mem::align_of::<T>() != 0 {
+    if !p.is_aligned() {
         return Err(Error::Usage(format!("{what} is not aligned for its type")));
     }
     Ok(())

@@ -74,7 +74,7 @@ pub fn sample_physical(model: &SavedModel, cond: &[f64], n: usize, seed: u64, de
 /// plus the standardisation's log-Jacobian, so it is a density over physical units.
 pub fn log_q_physical(model: &SavedModel, data: &[f32], conds: Conditions, dev: &Device) -> Result<Vec<f64>> {
     let d = model.flow.dim();
-    if data.len() % d != 0 {
+    if !data.len().is_multiple_of(d) {
         return Err(Error::shape("log_q_physical", format!("{} values are not whole stars of {d}", data.len())));
     }
     let n = data.len() / d;
