@@ -32,10 +32,24 @@ pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
     }
 }
 
-/// Holds an exclusive lock on `<path>.lock` while a run writes `path`, so two processes pointed at the same
-/// output cannot interleave their checkpoints. The operating system drops the lock when the process ends, so
-/// a killed run never leaves a stale one; the small file itself stays.
-pub fn lock_output(path: &Path) -> Result<File> {
+/// An exclusive lock on `<path>.lock`, held while a run writes `path`, so two processes pointed at the
+/// same output cannot interleave their checkpoints. The operating system drops the lock when the process
+/// ends, so a killed run never leaves a stale one (its small file stays until the next run on `path` ends);
+/// dropping the guard removes the file.
+pub struct OutputLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        // Removed while still locked: a run starting now either sees the lock or creates a fresh file.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Takes the [`OutputLock`] of `path`, or says which process-held file stands in the way.
+pub fn lock_output(path: &Path) -> Result<OutputLock> {
     let mut name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?.to_os_string();
     name.push(".lock");
     let lock = path.with_file_name(name);
@@ -46,7 +60,7 @@ pub fn lock_output(path: &Path) -> Result<File> {
         .open(&lock)
         .map_err(|e| Error::file(&lock, e))?;
     match f.try_lock() {
-        Ok(()) => Ok(f),
+        Ok(()) => Ok(OutputLock { path: lock, _file: f }),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Usage(format!(
             "another process is writing {} (it holds {}); wait for it to finish or choose another --out",
             path.display(),

@@ -265,10 +265,11 @@ pub fn train(
             "--keep best needs held-out galaxies to choose the best epoch by; none are left out".into(),
         ));
     }
+    let adam = tc.adam()?;
     let _lock = crate::io::lock_output(ckpt)?;
     let flow = build_flow(spec, dev)?;
     let trainable = flow.vars();
-    let mut opt = Adam::new(trainable.clone(), tc.adam()?);
+    let mut opt = Adam::new(trainable.clone(), adam);
     let mut state = TrainState {
         epoch: 0,
         step: 0,
