@@ -79,11 +79,7 @@ fn ae_training_resumes_bit_identically_on_the_cpu() {
     ae::train(&train, &val, &cfg, &tc(3), &full, &Device::Cpu, false, false).unwrap();
     ae::train(&train, &val, &cfg, &tc(1), &split, &Device::Cpu, false, false).unwrap();
     ae::train(&train, &val, &cfg, &tc(3), &split, &Device::Cpu, true, false).unwrap();
-    let (a, b) = (checkpoint::load(&full).unwrap(), checkpoint::load(&split).unwrap());
-    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
-    for (k, v) in &a.tensors {
-        assert_eq!(v, &b.tensors[k], "{k} differs after resume");
-    }
+    common::assert_same_weights(&full, &split, "resume");
     // A different model cannot resume from it.
     let other = AeConfig { latents: 4, ..cfg.clone() };
     assert!(ae::train(&train, &val, &other, &tc(4), &split, &Device::Cpu, true, false).is_err());

@@ -60,11 +60,7 @@ fn glow_train_sample_eval_infer_and_resume() {
     resume.push("--resume");
     let (code, _, err) = gforge(&resume);
     assert_eq!(code, 0, "{err}");
-    let (a, b) = (checkpoint::load(&model).unwrap(), checkpoint::load(&part).unwrap());
-    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
-    for (k, v) in &a.tensors {
-        assert_eq!(v, &b.tensors[k], "{k} differs after resume");
-    }
+    common::assert_same_weights(&model, &part, "resume");
 
     // A second run pointed at a model another process is writing: one clear error, the model untouched.
     let before = std::fs::read(&model).unwrap();
@@ -200,9 +196,5 @@ fn ctrl_c_saves_at_a_batch_boundary_and_resume_matches() {
     resume.push("--resume".into());
     let (code, _, err) = gforge(&resume.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err}");
-    let (a, b) = (checkpoint::load(&reference).unwrap(), checkpoint::load(&model).unwrap());
-    assert_eq!(a.tensors.len(), b.tensors.len());
-    for (k, v) in &a.tensors {
-        assert_eq!(v, &b.tensors[k], "{k} differs after an interrupted and resumed run");
-    }
+    common::assert_same_weights(&reference, &model, "an interrupted and resumed run");
 }

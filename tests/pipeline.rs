@@ -404,9 +404,5 @@ fn ctrl_c_saves_at_a_batch_boundary_and_resume_matches() {
     drop(held);
     let (code, _, err) = common::gforge(&resume.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err}");
-    let (a, b) = (checkpoint::load(&reference).unwrap(), checkpoint::load(&model).unwrap());
-    assert_eq!(a.tensors.len(), b.tensors.len());
-    for (k, v) in &a.tensors {
-        assert_eq!(v, &b.tensors[k], "{k} differs after an interrupted and resumed run");
-    }
+    common::assert_same_weights(&reference, &model, "an interrupted and resumed run");
 }

@@ -59,6 +59,17 @@ pub fn gforge_interrupted(args: &[String], after: std::time::Duration) -> (i32, 
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into())
 }
 
+/// The checkpoints `a` and `b` hold the same entries with bit-identical values (a resumed run against an
+/// uninterrupted one).
+pub fn assert_same_weights(a: &std::path::Path, b: &std::path::Path, what: &str) {
+    use galactic_forge::checkpoint;
+    let (a, b) = (checkpoint::load(a).unwrap(), checkpoint::load(b).unwrap());
+    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
+    for (k, v) in &a.tensors {
+        assert_eq!(v, &b.tensors[k], "{k} differs after {what}");
+    }
+}
+
 /// One `gforge: ...` line naming `what`, a non-zero exit, no panic.
 pub fn assert_clear_error(args: &[&str], what: &str) {
     let (code, _, err) = gforge(args);
