@@ -2,8 +2,9 @@
 //! `gforge ae train | encode | show`. Checkpoints hold the weights, the Adam state and a JSON config
 //! (model, training settings, state, which galaxies were held out), written atomically after every epoch;
 //! `--resume` continues bit-identically on the CPU, as the flow trainer does.
+use super::epoch::{self, Epoch, EpochEnd};
 use super::interrupt::{self, EpochPosition};
-use crate::autodiff::{backward, no_grad};
+use crate::autodiff::no_grad;
 use crate::backend::Device;
 use crate::checkpoint;
 use crate::error::{Error, Result};
@@ -11,11 +12,8 @@ use crate::models::{AeConfig, Autoencoder};
 use crate::ops::gather::Indices;
 use crate::optim::{Adam, AdamConfig, AdamKind};
 use crate::tensor::Tensor;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::time::Instant;
 
 /// Images of galaxies, channel-major: image i is `data[i * 3 S^2 .. (i + 1) * 3 S^2]` as [3, S, S] in [0, 1].
 pub struct ImageSet {
@@ -179,44 +177,34 @@ pub fn train(
     let x_all = train.tensor(dev)?;
     let n = train.len();
     while state.epoch < tc.epochs {
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
-            tc.seed ^ (state.epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        ));
-        let bar = super::train::epoch_bar(n.div_ceil(tc.batch), state.epoch, tc.epochs, progress);
-        bar.inc(state.position.batch as u64);
-        let t0 = Instant::now();
-        let seen_before = state.position.seen;
-        for chunk in order.chunks(tc.batch).skip(state.position.batch) {
-            if interrupt::stop_requested() {
-                bar.abandon();
-                let mut all = vars.clone();
-                all.extend(opt.state_vars());
-                checkpoint::save(ckpt, &all, &config_json(cfg, tc, &state, train, val))?;
-                return Err(interrupt::interrupted(ckpt, state.epoch + 1, state.position.batch));
-            }
-            let xb = x_all.gather(0, &Indices::new(chunk, n, dev)?)?;
-            let loss = ae.loss(&xb)?;
-            let lv = loss.item()?;
-            if !lv.is_finite() {
-                bar.abandon();
-                return Err(super::train::non_finite_loss(lv, state.epoch, state.step, ckpt));
-            }
-            opt.step(&backward(&loss)?)?;
-            state.step += 1;
-            state.position.add(lv, chunk.len());
-            let rate = (state.position.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("mse {lv:.5} {rate:.1} images/s"));
-            bar.inc(1);
+        let e = Epoch {
+            rows: n,
+            batch: tc.batch,
+            epoch: state.epoch,
+            epochs: tc.epochs,
+            seed: tc.seed,
+            max_steps: None,
+            loss_name: "mse",
+            unit: "images",
+            progress,
+            ckpt,
+        };
+        let loss = |chunk: &[u32], _| ae.loss(&x_all.gather(0, &Indices::new(chunk, n, dev)?)?);
+        let update = |l: &Tensor| epoch::descend(l, &mut opt, &vars, None);
+        let end = epoch::run(&e, &mut state.step, &mut state.position, loss, update)?;
+        if let EpochEnd::Stopped = end {
+            let mut all = vars.clone();
+            all.extend(opt.state_vars());
+            checkpoint::save(ckpt, &all, &config_json(cfg, tc, &state, train, val))?;
+            return Err(interrupt::interrupted(ckpt, state.epoch + 1, state.position.batch));
         }
-        bar.finish_and_clear();
-        let seconds = t0.elapsed().as_secs_f64();
+        let (seconds, images_per_s) = end.timing();
         let log = AeEpochLog {
             epoch: state.epoch + 1,
             steps: state.step,
             train_mse: state.position.mean(),
             val_mse: if val.is_empty() { None } else { Some(mean_mse(&ae, val, dev)?) },
-            images_per_s: (state.position.seen - seen_before) as f64 / seconds.max(1e-9),
+            images_per_s,
             seconds,
         };
         if progress {

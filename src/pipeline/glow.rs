@@ -4,21 +4,20 @@
 //! (patience 10, factor 0.8, min 1e-5), random cyclic shifts and flips. A checkpoint after every epoch,
 //! exact resume; a non-finite loss stops training before anything is written, so the last checkpoint stays
 //! good. The scalings travel in the checkpoint, so a model samples and scores maps in the data's own units.
+use super::epoch::{self, Epoch, EpochEnd};
 use super::interrupt::{self, EpochPosition};
-use crate::autodiff::{backward, no_grad};
+use crate::autodiff::no_grad;
 use crate::backend::Device;
 use crate::checkpoint;
 use crate::data::hi_maps::{augment, CondScaling, HiMaps, MapScaling};
 use crate::error::{Error, Result};
 use crate::models::{CondGlow, GlowConfig};
 use crate::nn::Module;
-use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamKind, CosineLr, ReduceOnPlateau};
+use crate::optim::{Adam, AdamConfig, AdamKind, CosineLr, ReduceOnPlateau};
 use crate::tensor::Tensor;
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::time::Instant;
 
 /// Maps and conditions in model units: maps [n, C S S] (v in [-1, 1]), conditions [n, K] in [-1, 1].
 #[derive(Clone, Debug, Default)]
@@ -285,30 +284,28 @@ pub fn train(
     let (n, dim, k) = (train.len(), train.dim, train.cond_dim);
     let side = cfg.side;
     let scale = 1.0 / dim as f32;
+    let steps_per_epoch = n.div_ceil(tc.batch);
     while state.epoch < tc.epochs {
         let epoch = state.epoch;
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
-            tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        ));
-        let bar = super::train::epoch_bar(n.div_ceil(tc.batch), epoch, tc.epochs, progress);
-        bar.inc(state.position.batch as u64);
-        let t0 = Instant::now();
-        let seen_before = state.position.seen;
-        for chunk in order.chunks(tc.batch).skip(state.position.batch) {
-            if interrupt::stop_requested() {
-                bar.abandon();
-                save(&state, &opt)?;
-                return Err(interrupt::interrupted(ckpt, epoch + 1, state.position.batch));
-            }
-            if tc.schedule == LrSchedule::Cosine {
-                opt.set_lr(tc.cosine(n.div_ceil(tc.batch)).at(state.step));
-            }
+        let e = Epoch {
+            rows: n,
+            batch: tc.batch,
+            epoch,
+            epochs: tc.epochs,
+            seed: tc.seed,
+            max_steps: None,
+            loss_name: "nll",
+            unit: "maps",
+            progress,
+            ckpt,
+        };
+        let loss = |chunk: &[u32], step: u64| {
             // Augmentation on the host, seeded by the step, so a resumed run draws the same shifts and flips.
-            let mut rng = rand::rngs::StdRng::seed_from_u64(tc.seed ^ state.step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let mut rng = epoch::step_rng(tc.seed, step);
             let mut xb = Vec::with_capacity(chunk.len() * dim);
             let mut cb = Vec::with_capacity(chunk.len() * k);
             for &i in chunk {
+                let i = i as usize;
                 if tc.augment {
                     for ch in train.map(i).chunks(side * side) {
                         xb.extend(augment(ch, side, &mut rng));
@@ -320,25 +317,23 @@ pub fn train(
             }
             let x = Tensor::from_vec(xb, &[chunk.len(), cfg.channels, side, side], dev)?;
             let c = Tensor::from_vec(cb, &[chunk.len(), k], dev)?;
-            let loss = model.log_prob(&x, &c)?.mean_all()?.scale(-scale)?;
-            let lv = loss.item()?;
-            if !lv.is_finite() {
-                bar.abandon();
-                return Err(super::train::non_finite_loss(lv, epoch, state.step, ckpt));
+            model.log_prob(&x, &c)?.mean_all()?.scale(-scale)
+        };
+        let step_now = state.step;
+        let mut taken = 0;
+        let update = |l: &Tensor| {
+            if tc.schedule == LrSchedule::Cosine {
+                opt.set_lr(tc.cosine(steps_per_epoch).at(step_now + taken));
             }
-            let mut grads = backward(&loss)?;
-            if let Some(cl) = tc.clip {
-                clip_grad_norm(&mut grads, &trainable, cl)?;
-            }
-            opt.step(&grads)?;
-            state.step += 1;
-            state.position.add(lv, chunk.len());
-            let rate = (state.position.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("nll {lv:.4} {rate:.1} maps/s"));
-            bar.inc(1);
+            taken += 1;
+            epoch::descend(l, &mut opt, &trainable, tc.clip)
+        };
+        let end = epoch::run(&e, &mut state.step, &mut state.position, loss, update)?;
+        if let EpochEnd::Stopped = end {
+            save(&state, &opt)?;
+            return Err(interrupt::interrupted(ckpt, epoch + 1, state.position.batch));
         }
-        bar.finish_and_clear();
-        let seconds = t0.elapsed().as_secs_f64();
+        let (seconds, maps_per_s) = end.timing();
         let train_nll = state.position.mean();
         let lr = match tc.schedule {
             LrSchedule::Plateau => {
@@ -346,7 +341,7 @@ pub fn train(
                 opt.set_lr(lr);
                 lr
             }
-            LrSchedule::Cosine => tc.cosine(n.div_ceil(tc.batch)).at(state.step),
+            LrSchedule::Cosine => tc.cosine(steps_per_epoch).at(state.step),
         };
         let log = GlowEpochLog {
             epoch: epoch + 1,
@@ -354,7 +349,7 @@ pub fn train(
             train_nll,
             val_nll: if val.is_empty() { None } else { Some(mean_nll(&model, val, dev)?) },
             lr,
-            maps_per_s: (state.position.seen - seen_before) as f64 / seconds.max(1e-9),
+            maps_per_s,
             seconds,
         };
         if progress {

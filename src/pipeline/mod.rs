@@ -4,6 +4,7 @@
 //! `gforge flow ...`, `gforge ae ...` and `gforge forge` commands are thin wrappers. HIGlow's stages:
 //! [`glow`] (training, sampling) and [`hi_eval`] (held-out NLL, exact KL, P(k), parameter inference).
 pub mod ae;
+mod epoch;
 pub mod eval;
 pub mod forge;
 pub mod glow;

@@ -7,23 +7,21 @@
 //! is kept too, in a second file beside the checkpoint ([`best_path`]: `flow.npz` -> `flow.best.npz`,
 //! weights and config without optimiser state). The checkpoint itself always holds the last epoch, so
 //! `--resume` continues bit-identically; `keep` says which of the two sampling and evaluation load.
+use super::epoch::{self, Epoch, EpochEnd};
 use super::interrupt::{self, EpochPosition};
 use super::model::{build_flow, FlowSpec};
 use super::prepare::{PrepareConfig, Prepared};
-use crate::autodiff::{backward, no_grad};
+use crate::autodiff::no_grad;
 use crate::backend::Device;
 use crate::checkpoint;
 use crate::data::conditions::StarSet;
 use crate::error::{Error, Result};
 use crate::flows::{all_vars, log_prob, nll, Flow};
 use crate::ops::gather::Indices;
-use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamKind, ExponentialLr};
+use crate::optim::{Adam, AdamConfig, AdamKind, ExponentialLr};
 use crate::tensor::Tensor;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Which epoch a run's checkpoint hands to sampling and evaluation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,31 +220,6 @@ fn checkpoint_config(
     })
 }
 
-/// The progress bar of one epoch of `steps` batches (hidden unless `show`).
-pub(crate) fn epoch_bar(steps: usize, epoch: usize, epochs: usize, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(steps as u64);
-    b.set_style(
-        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    b.set_prefix(format!("{}/{epochs}", epoch + 1));
-    b
-}
-
-/// The error that stops every trainer on a non-finite loss (`epoch` and `step` counted from 0, before the
-/// step): nothing was written, so the checkpoint keeps the last good epoch.
-pub(crate) fn non_finite_loss(loss: f32, epoch: usize, step: u64, ckpt: &Path) -> Error {
-    Error::Numeric(format!(
-        "non-finite loss ({loss}) at epoch {} step {}: training stopped; {} keeps the last good epoch",
-        epoch + 1,
-        step + 1,
-        ckpt.display()
-    ))
-}
-
 /// Trains `spec` on the prepared data, writing `ckpt` after every epoch. With `resume`, continues from
 /// `ckpt` (same data and settings required) exactly where it stopped.
 #[allow(clippy::too_many_arguments)]
@@ -306,58 +279,44 @@ pub fn train(
     let n = train.len();
     let x_all = Tensor::from_slice(&train.x, &[n, d], dev)?;
     let c_all = Tensor::from_slice(&train.cond, &[train.ids.len(), train.cond_dim], dev)?;
-    let steps_per_epoch = n.div_ceil(tc.batch);
     while state.epoch < tc.epochs && tc.max_steps.is_none_or(|m| state.step < m) {
         let epoch = state.epoch;
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
-            tc.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        ));
-        let bar = epoch_bar(steps_per_epoch, epoch, tc.epochs, progress);
-        bar.inc(state.position.batch as u64);
-        let t0 = Instant::now();
-        let seen_before = state.position.seen;
-        for chunk in order.chunks(tc.batch).skip(state.position.batch) {
-            if tc.max_steps.is_some_and(|m| state.step >= m) {
-                break;
-            }
-            if interrupt::stop_requested() {
-                bar.abandon();
-                let mut vars = all_vars(flow.as_ref());
-                vars.extend(opt.state_vars());
-                checkpoint::save(ckpt, &vars, &checkpoint_config(spec, p, prep, tc, &state, ckpt, LAST))?;
-                return Err(interrupt::interrupted(ckpt, epoch + 1, state.position.batch));
-            }
-            let rows = Indices::new(chunk, n, dev)?;
+        let e = Epoch {
+            rows: n,
+            batch: tc.batch,
+            epoch,
+            epochs: tc.epochs,
+            seed: tc.seed,
+            max_steps: tc.max_steps,
+            loss_name: "loss",
+            unit: "stars",
+            progress,
+            ckpt,
+        };
+        let schedule = &mut state.schedule;
+        let loss = |chunk: &[u32], step: u64| {
             let gal: Vec<u32> = chunk.iter().map(|&i| train.galaxy[i as usize]).collect();
-            let xb = x_all.gather(0, &rows)?;
+            let xb = x_all.gather(0, &Indices::new(chunk, n, dev)?)?;
             let mut cb = c_all.gather(0, &Indices::new(&gal, train.ids.len(), dev)?)?;
             if tc.cond_noise > 0.0 {
-                // Seeded by the step, so a resumed run draws the same noise.
-                let mut rng =
-                    rand::rngs::StdRng::seed_from_u64(tc.seed ^ state.step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+                let mut rng = epoch::step_rng(tc.seed, step);
                 cb = cb.add(&Tensor::randn(cb.shape(), &mut rng, dev)?.scale(tc.cond_noise)?)?;
             }
-            let loss = nll(flow.as_ref(), &xb, &cb)?;
-            let lv = loss.item()?;
-            if !lv.is_finite() {
-                bar.abandon();
-                return Err(non_finite_loss(lv, epoch, state.step, ckpt));
-            }
-            let mut grads = backward(&loss)?;
-            if let Some(c) = tc.clip {
-                clip_grad_norm(&mut grads, &trainable, c)?;
-            }
-            opt.step(&grads)?;
-            opt.set_lr(state.schedule.step());
-            state.step += 1;
-            state.position.add(lv, chunk.len());
-            let rate = (state.position.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {lv:.4} {rate:.0} stars/s"));
-            bar.inc(1);
+            nll(flow.as_ref(), &xb, &cb)
+        };
+        let update = |l: &Tensor| {
+            epoch::descend(l, &mut opt, &trainable, tc.clip)?;
+            opt.set_lr(schedule.step());
+            Ok(())
+        };
+        let end = epoch::run(&e, &mut state.step, &mut state.position, loss, update)?;
+        if let EpochEnd::Stopped = end {
+            let mut vars = all_vars(flow.as_ref());
+            vars.extend(opt.state_vars());
+            checkpoint::save(ckpt, &vars, &checkpoint_config(spec, p, prep, tc, &state, ckpt, LAST))?;
+            return Err(interrupt::interrupted(ckpt, epoch + 1, state.position.batch));
         }
-        bar.finish_and_clear();
-        let seconds = t0.elapsed().as_secs_f64();
+        let (seconds, stars_per_s) = end.timing();
         let val_nll = if val.is_empty() { None } else { Some(mean_nll(flow.as_ref(), &val, dev)?) };
         let log = EpochLog {
             epoch: epoch + 1,
@@ -365,7 +324,7 @@ pub fn train(
             train_nll: state.position.mean(),
             val_nll,
             lr: state.schedule.lr,
-            stars_per_s: (state.position.seen - seen_before) as f64 / seconds.max(1e-9),
+            stars_per_s,
             seconds,
         };
         let improved = log.val_nll.is_some_and(|v| v.is_finite() && state.best.as_ref().is_none_or(|b| v < b.val_nll));
