@@ -712,6 +712,10 @@ enum GlowCmd {
         infer_maps: usize,
         #[arg(long, default_value_t = HiEvalConfig::default().grid)]
         grid: usize,
+        /// Average the flow's likelihood over this many symmetries of the square (1 to 8: identity, the
+        /// flips, then the transposes) for inference; S times the cost.
+        #[arg(long, default_value_t = HiEvalConfig::default().symmetries)]
+        symmetries: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long, default_value = "auto")]
@@ -730,6 +734,10 @@ enum GlowCmd {
         index: Vec<usize>,
         #[arg(long, default_value_t = HiEvalConfig::default().grid)]
         grid: usize,
+        /// Average the flow's likelihood over this many symmetries of the square (1 to 8: identity, the
+        /// flips, then the transposes) for inference; S times the cost.
+        #[arg(long, default_value_t = HiEvalConfig::default().symmetries)]
+        symmetries: usize,
         #[arg(long, default_value = "auto")]
         device: String,
     },
@@ -820,18 +828,25 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
             println!("{n} maps at Omega_m {} sigma_8 {} -> {}", condition[0], condition[1], out.display());
             Ok(true)
         }
-        GlowCmd::Eval { model, data, out, all, samples, infer_maps, grid, seed, device } => {
+        GlowCmd::Eval { model, data, out, all, samples, infer_maps, grid, symmetries, seed, device } => {
             let dev = Device::parse(&device)?;
             let (m, meta) = glow::load(&model, &dev)?;
             let data = data.load()?;
             let val = higlow::held_out(&meta, &data.maps, all)?;
-            let ec = HiEvalConfig { samples_per_set: samples, infer_maps, grid, seed, ..HiEvalConfig::default() };
+            let ec = HiEvalConfig {
+                samples_per_set: samples,
+                infer_maps,
+                grid,
+                symmetries,
+                seed,
+                ..HiEvalConfig::default()
+            };
             let r = higlow::evaluate(&m, &meta, &data, &val, &ec, &out, &dev)?;
             higlow::print_report(&r);
             println!("report -> {}", out.join("eval.json").display());
             Ok(true)
         }
-        GlowCmd::Infer { model, data, out, index, grid, device } => {
+        GlowCmd::Infer { model, data, out, index, grid, symmetries, device } => {
             let dev = Device::parse(&device)?;
             let (m, meta) = glow::load(&model, &dev)?;
             let data = data.load()?;
@@ -840,7 +855,8 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
                 return Err(Error::Usage(format!("map index {bad} out of range ({} maps)", data.maps.len())));
             }
             std::fs::create_dir_all(&out).map_err(|e| Error::file(&out, e))?;
-            let posts = hi_eval::infer(&m, &meta, &data.maps, &idx, grid, data.truth.as_ref(), &dev)?;
+            let ec = HiEvalConfig { grid, symmetries, ..HiEvalConfig::default() };
+            let posts = hi_eval::infer(&m, &meta, &data.maps, &idx, &ec, data.truth.as_ref(), &dev)?;
             for p in &posts {
                 let [om, s8] = meta.cond_scaling.inverse(p.flow.mean());
                 let [so, ss] = p.flow.std();

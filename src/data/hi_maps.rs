@@ -384,6 +384,23 @@ impl CondScaling {
     }
 }
 
+/// The `g`-th of the 8 symmetries of the square (g in 0..8): bit 0 flips the rows' order, bit 1 the columns'
+/// order, bit 2 transposes (after the flips). 0 is the identity; 0..4 are the flips HIGlow trains with.
+/// Panics unless `map.len() == side^2` and `g < 8`.
+pub fn dihedral(map: &[f32], side: usize, g: usize) -> Vec<f32> {
+    assert!(map.len() == side * side && g < 8, "dihedral: map of side {side} and symmetry {g} of 8");
+    let mut out = vec![0f32; map.len()];
+    for r in 0..side {
+        for c in 0..side {
+            let i = if g & 1 != 0 { side - 1 - r } else { r };
+            let j = if g & 2 != 0 { side - 1 - c } else { c };
+            let (i, j) = if g & 4 != 0 { (j, i) } else { (i, j) };
+            out[i * side + j] = map[r * side + c];
+        }
+    }
+    out
+}
+
 /// HIGlow's augmentation (HI_transform): a random cyclic shift along both axes, each in `0..side-1` (numpy's
 /// `choice(size - 1)`, so never `side - 1`), then a flip of the rows' order and of the columns' order, each
 /// with probability 1/2. Maps are periodic and statistically isotropic, so this keeps the distribution.
@@ -420,6 +437,27 @@ mod tests {
         let w = c.outside([0.7, 0.8]);
         assert!(w.len() == 1 && w[0].contains("Omega_m = 0.7") && w[0].contains("[0.1, 0.5]"), "{w:?}");
         assert_eq!(c.outside([0.05, 1.2]).len(), 2);
+    }
+
+    #[test]
+    fn the_eight_symmetries_of_the_square_are_distinct_and_a_group() {
+        let side = 5;
+        let m: Vec<f32> = (0..side * side).map(|v| v as f32).collect();
+        let all: Vec<Vec<f32>> = (0..8).map(|g| dihedral(&m, side, g)).collect();
+        assert_eq!(all[0], m);
+        for a in 0..8 {
+            for b in 0..a {
+                assert_ne!(all[a], all[b], "symmetries {a} and {b}");
+            }
+            // Closed under composition: applying any symmetry to any image of m gives another image of m.
+            for b in 0..8 {
+                assert!(all.contains(&dihedral(&all[a], side, b)), "{b} after {a}");
+            }
+        }
+        // Bit 2 is the transpose; bits 0 and 1 reverse the rows and the columns.
+        assert_eq!(dihedral(&m, side, 4)[1], m[side]);
+        assert_eq!(dihedral(&m, side, 1)[0], m[(side - 1) * side]);
+        assert_eq!(dihedral(&m, side, 2)[0], m[side - 1]);
     }
 
     fn rng(seed: u64) -> rand::rngs::StdRng {

@@ -163,14 +163,34 @@ mod tests {
         let e = epoch(10, 3);
         let (mut step, mut pos, mut seen) = (0, EpochPosition::default(), Vec::new());
         let one = |v: f32| Tensor::from_vec(vec![v], &[1], &dev);
-        run(&e, &mut step, &mut pos, |c, _| { seen.extend_from_slice(c); one(1.0) }, |_| Ok(())).unwrap();
+        run(
+            &e,
+            &mut step,
+            &mut pos,
+            |c, _| {
+                seen.extend_from_slice(c);
+                one(1.0)
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!((step, pos.batch, pos.seen), (4, 4, 10));
         let mut sorted = seen.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..10).collect::<Vec<u32>>());
         // From the position after two batches: the same last two batches.
         let (mut step2, mut pos2, mut rest) = (2, EpochPosition { batch: 2, loss_sum: 6.0, seen: 6 }, Vec::new());
-        run(&e, &mut step2, &mut pos2, |c, _| { rest.extend_from_slice(c); one(1.0) }, |_| Ok(())).unwrap();
+        run(
+            &e,
+            &mut step2,
+            &mut pos2,
+            |c, _| {
+                rest.extend_from_slice(c);
+                one(1.0)
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!(rest, seen[6..]);
         assert_eq!((step2, pos2), (step, pos));
     }

@@ -13,7 +13,7 @@ use super::glow::{log_probs, sample_maps, GlowMeta, HiSet};
 use crate::autodiff::no_grad;
 use crate::backend::Device;
 use crate::data::hi_generator::{HiTruth, PosteriorGrid};
-use crate::data::hi_maps::{HiMaps, BOX_SIZE};
+use crate::data::hi_maps::{dihedral, HiMaps, BOX_SIZE};
 use crate::data::power_spectrum::r2;
 use crate::error::{Error, Result};
 use crate::models::CondGlow;
@@ -30,14 +30,22 @@ pub struct HiEvalConfig {
     pub infer_maps: usize,
     /// Grid points per axis of the posterior grid.
     pub grid: usize,
+    /// Symmetries of the square the flow's likelihood is averaged over for inference (1: the flow as it is;
+    /// see [`flow_posterior`]).
+    #[serde(default = "one")]
+    pub symmetries: usize,
     pub temp: f32,
     pub seed: u64,
 }
 
 impl Default for HiEvalConfig {
     fn default() -> Self {
-        HiEvalConfig { samples_per_set: 15, infer_maps: 40, grid: 30, temp: 1.0, seed: 0 }
+        HiEvalConfig { samples_per_set: 15, infer_maps: 40, grid: 30, symmetries: 1, temp: 1.0, seed: 0 }
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -135,40 +143,66 @@ fn spectra_stats(maps: &[Vec<f32>], side: usize) -> Result<(Vec<f64>, Vec<f64>, 
     Ok((k, mean, std))
 }
 
-/// The flow's log-likelihood of one map (model units) over an n x n grid of normalised conditions.
-pub fn flow_posterior(model: &CondGlow, map: &[f32], n: usize, dev: &Device) -> Result<PosteriorGrid> {
+/// The flow's log-likelihood of one map (model units) over an n x n grid of normalised conditions. With
+/// `symmetries` > 1 it is the likelihood of the symmetrised flow, log (1/S) sum_g q(g x | c) over the first S
+/// symmetries of the square ([`dihedral`]): a normalised density in its own right (each g is a permutation of
+/// the pixels), and never further from a density the symmetries leave unchanged (as the exact one of
+/// isotropic maps) than the flow itself, by convexity of the KL. It costs S times the flow's likelihood.
+pub fn flow_posterior(
+    model: &CondGlow,
+    map: &[f32],
+    n: usize,
+    symmetries: usize,
+    dev: &Device,
+) -> Result<PosteriorGrid> {
+    if !(1..=8).contains(&symmetries) {
+        return Err(Error::Usage(format!("symmetries must be 1 to 8, got {symmetries}")));
+    }
     let axis = PosteriorGrid::from_log_like(n, vec![0.0; n * n])?.axis;
     let cfg = &model.cfg;
     let conds: Vec<[f32; 2]> = (0..n * n).map(|i| [axis[i / n] as f32, axis[i % n] as f32]).collect();
-    let mut ll = Vec::with_capacity(n * n);
+    let plane = cfg.side * cfg.side;
+    let mut per_g: Vec<Vec<f64>> = Vec::with_capacity(symmetries);
     const BATCH: usize = 128;
-    no_grad(|| -> Result<()> {
-        for chunk in conds.chunks(BATCH) {
-            let b = chunk.len();
-            let x = Tensor::from_slice(map, &[1, cfg.channels, cfg.side, cfg.side], dev)?.broadcast_to(&[
-                b,
-                cfg.channels,
-                cfg.side,
-                cfg.side,
-            ])?;
-            let c = Tensor::from_vec(chunk.iter().flat_map(|c| c.iter().copied()).collect(), &[b, 2], dev)?;
-            ll.extend(model.log_prob(&x, &c)?.to_vec()?.into_iter().map(f64::from));
-        }
-        Ok(())
-    })?;
+    for g in 0..symmetries {
+        let image: Vec<f32> = map.chunks(plane).flat_map(|ch| dihedral(ch, cfg.side, g)).collect();
+        let mut ll = Vec::with_capacity(n * n);
+        no_grad(|| -> Result<()> {
+            for chunk in conds.chunks(BATCH) {
+                let b = chunk.len();
+                let x = Tensor::from_slice(&image, &[1, cfg.channels, cfg.side, cfg.side], dev)?.broadcast_to(&[
+                    b,
+                    cfg.channels,
+                    cfg.side,
+                    cfg.side,
+                ])?;
+                let c = Tensor::from_vec(chunk.iter().flat_map(|c| c.iter().copied()).collect(), &[b, 2], dev)?;
+                ll.extend(model.log_prob(&x, &c)?.to_vec()?.into_iter().map(f64::from));
+            }
+            Ok(())
+        })?;
+        per_g.push(ll);
+    }
+    let ll = (0..n * n)
+        .map(|i| {
+            let m = per_g.iter().map(|l| l[i]).fold(f64::NEG_INFINITY, f64::max);
+            m + (per_g.iter().map(|l| (l[i] - m).exp()).sum::<f64>() / symmetries as f64).ln()
+        })
+        .collect();
     PosteriorGrid::from_log_like(n, ll)
 }
 
-/// Posteriors of the maps `idx` of `maps` (model and exact, when `truth` is given).
+/// Posteriors of the maps `idx` of `maps` on `ec`'s grid (model and exact, when `truth` is given).
 pub fn infer(
     model: &CondGlow,
     meta: &GlowMeta,
     maps: &HiMaps,
     idx: &[usize],
-    grid: usize,
+    ec: &HiEvalConfig,
     truth: Option<&HiTruth>,
     dev: &Device,
 ) -> Result<Vec<MapPosterior>> {
+    let grid = ec.grid;
     idx.iter()
         .map(|&i| {
             let v = meta.scaling.forward(maps.map(i));
@@ -180,7 +214,7 @@ pub fn infer(
             Ok(MapPosterior {
                 map: i,
                 truth: meta.cond_scaling.forward([f64::from(p[0]), f64::from(p[1])]),
-                flow: flow_posterior(model, &v, grid, dev)?,
+                flow: flow_posterior(model, &v, grid, ec.symmetries, dev)?,
                 exact,
             })
         })
@@ -231,6 +265,9 @@ pub fn evaluate(
 ) -> Result<HiEvalReport> {
     if val.is_empty() {
         return Err(Error::Data("no held-out maps to evaluate".into()));
+    }
+    if !(1..=8).contains(&ec.symmetries) {
+        return Err(Error::Usage(format!("symmetries must be 1 to 8, got {}", ec.symmetries)));
     }
     if maps.side != model.cfg.side {
         return Err(Error::Usage(format!("maps are {} pixels, the model wants {}", maps.side, model.cfg.side)));
@@ -305,7 +342,7 @@ pub fn evaluate(
         v.truncate(ec.infer_maps);
         v
     };
-    let posteriors = infer(model, meta, maps, &pick, ec.grid, truth, dev)?;
+    let posteriors = infer(model, meta, maps, &pick, ec, truth, dev)?;
     Ok(HiEvalReport {
         held_out_maps: val.len(),
         held_out_sets: sets.len(),
@@ -322,4 +359,51 @@ pub fn evaluate(
         inference: (!posteriors.is_empty()).then(|| summarise(&posteriors, ec.grid)),
         posteriors,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{GlowConfig, GlowPrior};
+    use crate::nn::Module;
+    use rand::{RngExt, SeedableRng};
+
+    #[test]
+    fn the_symmetrised_likelihood_is_the_log_mean_of_the_flow_over_the_symmetries() {
+        let dev = Device::Cpu;
+        let cfg = GlowConfig {
+            side: 8,
+            blocks: 2,
+            steps: 1,
+            hidden: 4,
+            prior: GlowPrior::Conditional { hidden: 4 },
+            ..GlowConfig::higlow()
+        };
+        let model = CondGlow::new(&cfg, &dev).unwrap();
+        // Random weights everywhere (the zero-initialised nets would make every symmetry score the same).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for v in model.vars() {
+            let shape = v.get().shape().to_vec();
+            v.set(Tensor::randn(&shape, &mut rng, &dev).unwrap().scale(0.2).unwrap());
+        }
+        let map: Vec<f32> = (0..64).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let n = 3;
+        let (plain, sym) =
+            (flow_posterior(&model, &map, n, 1, &dev).unwrap(), flow_posterior(&model, &map, n, 4, &dev).unwrap());
+        for i in 0..n * n {
+            let c = Tensor::from_vec(vec![plain.axis[i / n] as f32, plain.axis[i % n] as f32], &[1, 2], &dev).unwrap();
+            let lp: Vec<f64> = (0..4)
+                .map(|g| {
+                    let x = Tensor::from_vec(dihedral(&map, 8, g), &[1, 1, 8, 8], &dev).unwrap();
+                    f64::from(model.log_prob(&x, &c).unwrap().to_vec().unwrap()[0])
+                })
+                .collect();
+            assert!(lp.iter().any(|&l| (l - lp[0]).abs() > 1e-3), "the symmetries should score differently: {lp:?}");
+            let top = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let want = top + (lp.iter().map(|l| (l - top).exp()).sum::<f64>() / 4.0).ln();
+            assert!((sym.log_like[i] - want).abs() < 1e-4 * want.abs().max(1.0), "{} vs {want}", sym.log_like[i]);
+            assert!((plain.log_like[i] - lp[0]).abs() < 1e-9, "{} vs {}", plain.log_like[i], lp[0]);
+        }
+        assert!(flow_posterior(&model, &map, n, 9, &dev).is_err() && flow_posterior(&model, &map, n, 0, &dev).is_err());
+    }
 }
