@@ -665,6 +665,9 @@ enum GlowCmd {
         min_lr: f32,
         #[arg(long)]
         no_augment: bool,
+        /// Augment with random transposes too (all 8 symmetries of the square; HIGlow flips only).
+        #[arg(long)]
+        transpose: bool,
         /// Fraction of the parameter sets held out.
         #[arg(long, default_value_t = 0.1)]
         val_fraction: f64,
@@ -763,6 +766,7 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
             schedule,
             min_lr,
             no_augment,
+            transpose,
             val_fraction,
             seed,
             device,
@@ -802,6 +806,7 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
                 schedule: schedule.parse()?,
                 min_lr,
                 augment: !no_augment,
+                transpose,
                 seed,
                 ..GlowTrainConfig::default()
             };

@@ -403,24 +403,36 @@ pub fn dihedral(map: &[f32], side: usize, g: usize) -> Vec<f32> {
 
 /// HIGlow's augmentation (HI_transform): a random cyclic shift along both axes, each in `0..side-1` (numpy's
 /// `choice(size - 1)`, so never `side - 1`), then a flip of the rows' order and of the columns' order, each
-/// with probability 1/2. Maps are periodic and statistically isotropic, so this keeps the distribution.
-/// Panics unless `map.len() == side^2`.
-pub fn augment(map: &[f32], side: usize, rng: &mut impl Rng) -> Vec<f32> {
-    assert_eq!(map.len(), side * side, "augment: a map of side {side} needs {} values", side * side);
+/// with probability 1/2; with `transpose`, then a transpose with probability 1/2 (all 8 symmetries of the
+/// square, where HIGlow uses 4). Maps are periodic and statistically isotropic, so this keeps the
+/// distribution. `map` holds whole planes of `side^2` values, all moved by the same draw. Panics otherwise.
+pub fn augment(map: &[f32], side: usize, transpose: bool, rng: &mut impl Rng) -> Vec<f32> {
+    let plane = side * side;
+    assert!(
+        plane > 0 && map.len().is_multiple_of(plane),
+        "augment: {} values are not planes of side {side}",
+        map.len()
+    );
     let (sr, sc) = if side >= 2 { (rng.random_range(0..side - 1), rng.random_range(0..side - 1)) } else { (0, 0) };
     let (fr, fc) = (rng.random_bool(0.5), rng.random_bool(0.5));
+    let tr = transpose && rng.random_bool(0.5);
     let mut out = vec![0f32; map.len()];
-    for r in 0..side {
-        for c in 0..side {
-            // torch.roll: out[i] = in[i - shift].
-            let (mut i, mut j) = ((r + sr) % side, (c + sc) % side);
-            if fr {
-                i = side - 1 - i;
+    for (src, dst) in map.chunks(plane).zip(out.chunks_mut(plane)) {
+        for r in 0..side {
+            for c in 0..side {
+                // torch.roll: out[i] = in[i - shift].
+                let (mut i, mut j) = ((r + sr) % side, (c + sc) % side);
+                if fr {
+                    i = side - 1 - i;
+                }
+                if fc {
+                    j = side - 1 - j;
+                }
+                if tr {
+                    (i, j) = (j, i);
+                }
+                dst[i * side + j] = src[r * side + c];
             }
-            if fc {
-                j = side - 1 - j;
-            }
-            out[i * side + j] = map[r * side + c];
         }
     }
     out
@@ -560,39 +572,47 @@ mod tests {
         assert_eq!(serde_json::from_str::<CondScaling>(&json).unwrap(), c);
     }
 
-    /// Every output is one of HIGlow's transforms (roll by 0..side-2 per axis, then optional flips), and all
-    /// (side - 1)^2 * 4 of them come up about equally often.
+    /// Every output is one of HIGlow's transforms (roll by 0..side-2 per axis, then optional flips, then with
+    /// `transpose` an optional transpose), and all (side - 1)^2 * 4 (* 2) of them come up about equally often.
     #[test]
     fn augment_is_a_uniform_random_shift_and_flip() {
         let side = 4;
         let map: Vec<f32> = (0..16).map(|i| i as f32).collect();
-        let candidate = |sr: usize, sc: usize, fr: bool, fc: bool| -> Vec<f32> {
+        let candidate = |sr: usize, sc: usize, f: usize| -> Vec<f32> {
             let rolled = |i: usize, j: usize| map[((i + side - sr) % side) * side + (j + side - sc) % side];
-            (0..16)
-                .map(|p| {
-                    let (i, j) = (p / side, p % side);
-                    rolled(if fr { side - 1 - i } else { i }, if fc { side - 1 - j } else { j })
-                })
-                .collect()
+            let mut out = vec![0f32; 16];
+            for p in 0..16 {
+                let (i, j) = (p / side, p % side);
+                let v = rolled(if f & 1 == 1 { side - 1 - i } else { i }, if f & 2 == 2 { side - 1 - j } else { j });
+                out[if f & 4 == 4 { j * side + i } else { p }] = v;
+            }
+            out
         };
-        let mut all = vec![];
-        for sr in 0..side - 1 {
-            for sc in 0..side - 1 {
-                for f in 0..4 {
-                    all.push(candidate(sr, sc, f & 1 == 1, f & 2 == 2));
+        for transpose in [false, true] {
+            let kinds = if transpose { 8 } else { 4 };
+            let mut all = vec![];
+            for sr in 0..side - 1 {
+                for sc in 0..side - 1 {
+                    for f in 0..kinds {
+                        all.push(candidate(sr, sc, f));
+                    }
                 }
             }
+            let mut counts = vec![0usize; all.len()];
+            let mut r = rng(5);
+            let draws = 1000 * all.len();
+            for _ in 0..draws {
+                let out = augment(&map, side, transpose, &mut r);
+                let k = all.iter().position(|c| c == &out).expect("an output that is not a HIGlow transform");
+                counts[k] += 1;
+            }
+            // 1000 expected each, sd ~31.
+            assert!(counts.iter().all(|&c| (850..1150).contains(&c)), "{counts:?}");
+            assert_eq!(augment(&[2.0], 1, transpose, &mut r), vec![2.0]);
         }
-        let mut counts = vec![0usize; all.len()];
-        let mut r = rng(5);
-        let draws = 36_000;
-        for _ in 0..draws {
-            let out = augment(&map, side, &mut r);
-            let k = all.iter().position(|c| c == &out).expect("an output that is not a HIGlow transform");
-            counts[k] += 1;
-        }
-        // 1000 expected each, sd ~31.
-        assert!(counts.iter().all(|&c| (850..1150).contains(&c)), "{counts:?}");
-        assert_eq!(augment(&[2.0], 1, &mut r), vec![2.0]);
+        // Two planes move together: the second plane (the first plus 100) stays the first plus 100.
+        let two: Vec<f32> = map.iter().copied().chain(map.iter().map(|v| v + 100.0)).collect();
+        let out = augment(&two, side, true, &mut rng(9));
+        assert!(out[..16].iter().zip(&out[16..]).all(|(a, b)| b - a == 100.0));
     }
 }

@@ -57,8 +57,11 @@ pub struct GlowTrainConfig {
     pub patience: u32,
     pub factor: f32,
     pub min_lr: f32,
-    /// Random cyclic shifts and x/y flips of every training map.
+    /// Random cyclic shifts and x/y flips of every training map...
     pub augment: bool,
+    /// ...and transposes, so that all 8 symmetries of the square are drawn (HIGlow: flips only).
+    #[serde(default)]
+    pub transpose: bool,
     pub seed: u64,
 }
 
@@ -75,6 +78,7 @@ impl Default for GlowTrainConfig {
             factor: 0.8,
             min_lr: 1e-5,
             augment: true,
+            transpose: false,
             seed: 0,
         }
     }
@@ -307,9 +311,7 @@ pub fn train(
             for &i in chunk {
                 let i = i as usize;
                 if tc.augment {
-                    for ch in train.map(i).chunks(side * side) {
-                        xb.extend(augment(ch, side, &mut rng));
-                    }
+                    xb.extend(augment(train.map(i), side, tc.transpose, &mut rng));
                 } else {
                     xb.extend_from_slice(train.map(i));
                 }
