@@ -57,6 +57,7 @@ typedef struct gf_device gf_device;
 typedef struct gf_device_list gf_device_list;
 typedef struct gf_flow gf_flow;
 typedef struct gf_ae gf_ae;
+typedef struct gf_glow gf_glow;
 
 /* ---- library ---------------------------------------------------------------------------------- */
 
@@ -146,6 +147,38 @@ gf_status gf_ae_encode(const gf_ae* ae, size_t n, const float* images, size_t im
                        size_t latents_len);
 gf_status gf_ae_decode(const gf_ae* ae, size_t n, const float* latents, size_t latents_len, float* images,
                        size_t images_len);
+
+/* ---- HIGlow's conditional Glow ----------------------------------------------------------------- */
+
+/* A checkpoint written by `gforge glow train`. Maps are [n, C, S, S] (C = 1 for HI maps: [n, S, S]),
+ * row-major, in the data's own units (positive column densities, as CAMELS' maps .npy hold them: the model
+ * log10's and scales them itself); a condition is the physical (Omega_m, sigma_8) (cond_len = 2). */
+gf_status gf_glow_load(const char* path, const gf_device* device, gf_glow** glow);
+void gf_glow_free(gf_glow* glow);
+gf_status gf_glow_map_shape(const gf_glow* glow, size_t* channels, size_t* side);
+/* The training range: range = {Omega_m lo, Omega_m hi, sigma_8 lo, sigma_8 hi} (range_len = 4). */
+gf_status gf_glow_cond_range(const gf_glow* glow, double* range, size_t range_len);
+
+/* n maps drawn from q(. | theta) at temperature `temperature` (1: the model itself) into maps (maps_len =
+ * n C S S), bit for bit what `gforge glow sample --temp T --seed S` writes on the same device. */
+gf_status gf_glow_sample(const gf_glow* glow, size_t n, const double* cond, size_t cond_len, float temperature,
+                         uint64_t seed, float* maps, size_t maps_len);
+
+/* log q(map | theta) in nats over the data's units (the flow's density of the scaled map plus the scaling's
+ * log-Jacobian, as `gforge glow eval` reports it) of each of n maps (maps_len = n C S S), one condition
+ * per map (conds_len = 2 n), into log_prob (log_prob_len = n). A value that is not finite and positive is
+ * GF_ERR_DATA. */
+gf_status gf_glow_log_prob(const gf_glow* glow, size_t n, const float* maps, size_t maps_len, const double* conds,
+                           size_t conds_len, double* log_prob, size_t log_prob_len);
+
+/* The likelihood of one map (map_len = C S S) on a grid x grid grid over the training range, as `gforge glow
+ * infer --grid G --symmetries S` computes it (symmetries 1 to 8: the flow averaged over that many symmetries
+ * of the square): the grid's Omega_m and sigma_8 values (axis_len = grid each, ends included) and
+ * log_like[i * grid + j] = log q(map | omega_m[i], sigma_8[j]) (log_like_len = grid^2). Under a uniform prior
+ * the posterior is its softmax. */
+gf_status gf_glow_posterior(const gf_glow* glow, const float* map, size_t map_len, size_t grid, size_t symmetries,
+                            double* omega_m, double* sigma_8, size_t axis_len, double* log_like,
+                            size_t log_like_len);
 
 #ifdef __cplusplus
 }

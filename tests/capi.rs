@@ -277,6 +277,80 @@ fn the_autoencoder_encodes_what_the_cli_encodes() {
     }
 }
 
+#[test]
+fn the_glow_samples_scores_and_infers_as_the_cli() {
+    use galactic_forge::pipeline::glow::{self, HiSet};
+    use galactic_forge::pipeline::higlow::load_folder;
+    let d = tmpdir("capi-glow");
+    let data = d.join("hi");
+    gforge_ok(&format!("synth hi-maps --out {} --sims 4 --maps-per-sim 2 --seed 3", s(&data)));
+    let model = d.join("glow.npz");
+    gforge_ok(&format!(
+        "glow train --data {} --out {} --blocks 2 --steps 1 --hidden 4 --prior-hidden 4 --epochs 1 --batch 4 \
+         --lr 1e-3 --val-fraction 0.25 --device cpu",
+        s(&data),
+        s(&model)
+    ));
+    let cli_samples = d.join("samples.npy");
+    gforge_ok(&format!(
+        "glow sample --model {} --condition 0.3,0.8 --n 3 --temp 0.7 --seed 5 --out {} --device cpu",
+        s(&model),
+        s(&cli_samples)
+    ));
+    let post_dir = d.join("post");
+    gforge_ok(&format!(
+        "glow infer --model {} --data {} --index 0 --grid 5 --symmetries 2 --out {} --device cpu",
+        s(&model),
+        s(&data),
+        s(&post_dir)
+    ));
+    // Every map and its parameters, as raw arrays for the C program.
+    let hi = load_folder(&data).unwrap().maps;
+    let n = hi.len();
+    let raw: Vec<u8> = (0..n).flat_map(|i| hi.map(i).to_vec()).flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(d.join("maps.f32"), raw).unwrap();
+    let conds: Vec<f64> = hi.params.iter().flat_map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
+    std::fs::write(d.join("conds.f64"), conds.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let exe = d.join("glow");
+    compile(&["tests/c/glow.c"], &exe, false, false);
+    let (code, out, err) = run(Command::new(&exe).args([
+        s(&model),
+        &n.to_string(),
+        s(&d.join("maps.f32")),
+        s(&d.join("conds.f64")),
+        s(&d),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\n0 failure(s)") && out.contains("maps 1 x 64 x 64"), "{out}");
+
+    // The samples: bit for bit the CLI's.
+    let want: Vec<f32> = galactic_forge::io::read_npy_f32(&cli_samples).unwrap().iter().copied().collect();
+    assert_eq!(bits32(&read_f32(&d.join("samples.f32"))), bits32(&want), "samples");
+    // log q in the data's units: the flow's log p of the scaled maps plus the scaling's log-Jacobian.
+    let (m, meta) = glow::load(&model, &Device::Cpu).unwrap();
+    let set: HiSet = glow::hi_set(&hi, &(0..n).collect::<Vec<_>>(), &meta.scaling, &meta.cond_scaling);
+    let lp = glow::log_probs(&m, &set, &Device::Cpu).unwrap();
+    let got = read_f64(&d.join("logp.f64"));
+    for i in 0..n {
+        let want = lp[i] + meta.scaling.log_abs_det(hi.map(i));
+        assert!((got[i] - want).abs() <= 1e-9 * want.abs(), "map {i}: {} vs {want}", got[i]);
+    }
+    // The posterior grid: `glow infer`'s (model units) plus the map's log-Jacobian, on physical axes.
+    let post = read_f64(&d.join("post.f64"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(post_dir.join("posteriors.json")).unwrap()).unwrap();
+    let flow = &v["posteriors"][0]["flow"];
+    let jac = meta.scaling.log_abs_det(hi.map(0));
+    for (i, a) in flow["axis"].as_array().unwrap().iter().enumerate() {
+        let [om, s8] = meta.cond_scaling.inverse([a.as_f64().unwrap(); 2]);
+        assert!((post[i] - om).abs() < 1e-12 && (post[5 + i] - s8).abs() < 1e-12, "axis {i}");
+    }
+    for (k, l) in flow["log_like"].as_array().unwrap().iter().enumerate() {
+        let want = l.as_f64().unwrap() + jac;
+        assert!((post[10 + k] - want).abs() <= 1e-9 * want.abs(), "grid point {k}: {} vs {want}", post[10 + k]);
+    }
+}
+
 /// The header's declarations against the `extern "C"` functions, the `#[repr(C)]` struct and the status
 /// names of capi/src, type by type (C types mapped to the Rust types they must be).
 #[test]

@@ -1,5 +1,5 @@
 //! The C API of GalacticForge, declared in `include/gforge.h`: opaque handles to devices, star-particle
-//! flows and the image autoencoder, caller-owned buffers (row-major float32, lengths in elements as
+//! flows, the image autoencoder and HIGlow's conditional Glow, caller-owned buffers (row-major float32, lengths in elements as
 //! size_t), and one error convention: every call that can fail returns a `gf_status` and leaves its message
 //! for `gf_last_error()`. No panic crosses the boundary: every entry point runs under `catch_unwind`.
 //!
@@ -9,4 +9,5 @@ mod ae;
 mod args;
 mod device;
 mod flow;
+mod glow;
 mod status;
