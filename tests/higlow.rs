@@ -198,3 +198,18 @@ fn ctrl_c_saves_at_a_batch_boundary_and_resume_matches() {
     assert_eq!(code, 0, "{err}");
     common::assert_same_weights(&reference, &model, "an interrupted and resumed run");
 }
+
+/// Ctrl-C in `higlow --demo`, which has no --resume: exit 130, and the message does not offer one.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_in_the_demo_does_not_offer_a_resume_it_lacks() {
+    let d = tmpdir("higlow-int");
+    let args: Vec<String> = ["higlow", "--demo", "--out", s(&d), "--sims", "40", "--epochs", "50", "--device", "cpu"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let (code, err) = common::gforge_interrupted(&args, std::time::Duration::from_millis(100));
+    assert_eq!(code, 130, "the demo was not interrupted: {err}");
+    assert!(err.contains("cannot resume, so run it again") && !err.contains("--resume"), "{err}");
+    assert!(d.join("glow.npz").exists(), "the checkpoint it names");
+}

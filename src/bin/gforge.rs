@@ -1009,9 +1009,23 @@ fn handle_ctrl_c() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     handle_ctrl_c();
+    // The whole-pipeline commands train inside and have no --resume of their own.
+    let no_resume = match cli.cmd {
+        Cmd::Forge { .. } => Some("forge"),
+        Cmd::Higlow { .. } => Some("higlow"),
+        _ => None,
+    };
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        Err(Error::Interrupted { path, epoch, batch }) if no_resume.is_some() => {
+            eprintln!(
+                "gforge: interrupted: {path} holds the run up to batch {batch} of epoch {epoch}; `gforge {}` cannot \
+                 resume, so run it again to start over",
+                no_resume.unwrap_or_default()
+            );
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("gforge: {e}");
             match e {
