@@ -5,6 +5,7 @@
 //! from the priors at temperature 1 and decoded, median of the timed batches after one untimed.
 //! The PyTorch side is benches/torch/higlow.py; benches/torch/compare_glow.sh runs both in one go.
 //! Usage: glow_speed [device] [steps] [sample_steps] [batch] [blocks] [flows]   (defaults: cpu 5 3 64 6 20)
+use galactic_forge::data::stats::median;
 use galactic_forge::models::{CondGlow, GlowConfig};
 use galactic_forge::nn::Module;
 use galactic_forge::optim::{clip_grad_norm, Adam, AdamConfig, AdamKind};
@@ -15,16 +16,6 @@ use std::time::Instant;
 /// Keeps large freed buffers for reuse (src/alloc.rs explains why training needs it).
 #[global_allocator]
 static ALLOC: galactic_forge::alloc::CachingAlloc = galactic_forge::alloc::CachingAlloc::new(8 << 30);
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
 
 fn main() -> galactic_forge::Result<()> {
     let a: Vec<String> = std::env::args().collect();

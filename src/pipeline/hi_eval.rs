@@ -15,6 +15,7 @@ use crate::backend::Device;
 use crate::data::hi_generator::{HiTruth, PosteriorGrid};
 use crate::data::hi_maps::{dihedral, HiMaps, BOX_SIZE};
 use crate::data::power_spectrum::r2;
+use crate::data::stats::median;
 use crate::error::{Error, Result};
 use crate::models::CondGlow;
 use crate::tensor::Tensor;
@@ -109,20 +110,6 @@ pub struct HiEvalReport {
     pub spectra: Vec<SetSpectrum>,
     pub inference: Option<InferenceSummary>,
     pub posteriors: Vec<MapPosterior>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
 }
 
 /// Mean and standard deviation per bin of the P(k) of each log10 map.
