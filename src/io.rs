@@ -35,7 +35,8 @@ pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
 /// An exclusive lock on `<path>.lock`, held while a run writes `path`, so two processes pointed at the
 /// same output cannot interleave their checkpoints. The operating system drops the lock when the process
 /// ends, so a killed run never leaves a stale one (its small file stays until the next run on `path` ends);
-/// dropping the guard removes the file.
+/// dropping the guard removes the file. Taking the lock also removes the temporaries a killed writer of
+/// `path` left behind ([`remove_stale_temps`]).
 pub struct OutputLock {
     path: PathBuf,
     _file: File,
@@ -60,7 +61,10 @@ pub fn lock_output(path: &Path) -> Result<OutputLock> {
         .open(&lock)
         .map_err(|e| Error::file(&lock, e))?;
     match f.try_lock() {
-        Ok(()) => Ok(OutputLock { path: lock, _file: f }),
+        Ok(()) => {
+            remove_stale_temps(path);
+            Ok(OutputLock { path: lock, _file: f })
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Usage(format!(
             "another process is writing {} (it holds {}); wait for it to finish or choose another --out",
             path.display(),
@@ -70,18 +74,72 @@ pub fn lock_output(path: &Path) -> Result<OutputLock> {
     }
 }
 
+/// The temporary file [`write_atomic`] writes through. With `GFORGE_TEST_WRITE_PAUSE_MS=<ms>` in the
+/// environment (a hook for the kill tests, tests/kill.rs), its first write stores only half of what it is
+/// given and then sleeps that long, so a test can kill the process while a half-written temporary exists.
+pub struct TempFile {
+    file: File,
+    pause: Option<std::time::Duration>,
+}
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.pause.take() {
+            Some(pause) if buf.len() > 1 => {
+                let n = self.file.write(&buf[..buf.len() / 2])?;
+                std::thread::sleep(pause);
+                Ok(n)
+            }
+            _ => self.file.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl std::io::Seek for TempFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
+/// `<name>.<pid>.tmp` beside `path`: where [`write_atomic`] writes `path` before renaming it.
+fn temp_name(path: &Path, pid: u32) -> Result<PathBuf> {
+    let mut name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?.to_os_string();
+    name.push(format!(".{pid}.tmp"));
+    Ok(path.with_file_name(name))
+}
+
+/// Removes the temporaries of `path` that a killed writer left (`<name>.<pid>.tmp`). Only for a caller
+/// that holds `path`'s [`OutputLock`], so no live process is writing them.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let f = e.file_name();
+        let Some(rest) = f.to_str().and_then(|f| f.strip_prefix(name)).and_then(|r| r.strip_prefix('.')) else {
+            continue;
+        };
+        let pid = rest.strip_suffix(".tmp").filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if pid.is_some() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `write` to `path` through a temporary file renamed into place.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
-    let tmp: PathBuf = {
-        let mut name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?.to_os_string();
-        name.push(format!(".{}.tmp", std::process::id()));
-        path.with_file_name(name)
-    };
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<TempFile>) -> std::io::Result<()>) -> Result<()> {
+    let tmp = temp_name(path, std::process::id())?;
+    let pause = std::env::var("GFORGE_TEST_WRITE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
     let result = (|| {
-        let mut w = BufWriter::new(File::create(&tmp)?);
+        let mut w = BufWriter::new(TempFile { file: File::create(&tmp)?, pause });
         write(&mut w)?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
+        f.file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
