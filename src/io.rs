@@ -1,35 +1,30 @@
 //! File I/O shared by the crate: .npy / .npz reading with one clear error per bad file, and atomic writes
 //! (temporary file in the same folder, then rename), so a crash never leaves a damaged file behind.
 use crate::error::{Error, Result};
-use ndarray::{ArrayD, IxDyn, OwnedRepr};
-use ndarray_npy::{ReadNpyError, ReadNpyExt, WriteNpyExt};
+use crate::npy;
+use ndarray::ArrayD;
+use ndarray_npy::WriteNpyExt;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-fn npy_error(path: &Path, e: ReadNpyError) -> Error {
-    let msg = match e {
-        ReadNpyError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "truncated .npy file".to_string(),
-        ReadNpyError::Io(e) => e.to_string(),
-        ReadNpyError::MissingData => "truncated .npy file: fewer values than its header declares".to_string(),
-        ReadNpyError::ExtraBytes(n) => format!("{n} bytes after the data its header declares"),
-        ReadNpyError::WrongDescriptor(d) => format!("unsupported dtype {d:?} (expected float32 or float64)"),
-        e => format!("not a valid .npy file: {e}"),
-    };
-    Error::file(path, msg)
+/// Reads a float32 or float64 .npy file (either byte order, C or Fortran order) as f32 in C order. The
+/// size its header declares is checked against the file's length before anything is allocated
+/// ([`crate::npy`]).
+pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
+    let f = File::open(path).map_err(|e| Error::file(path, e))?;
+    let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
+    match npy::read(&mut BufReader::new(f), len).map_err(|e| Error::file(path, e))? {
+        npy::Value::F32(a) => Ok(a),
+        npy::Value::U8(_) => Err(Error::file(path, "unsupported dtype uint8 (expected float32 or float64)")),
+    }
 }
 
-/// Reads a float32 or float64 .npy file as f32.
-pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
-    let open = || File::open(path).map(BufReader::new).map_err(|e| Error::file(path, e));
-    match ArrayD::<f32>::read_npy(open()?) {
-        Ok(a) => Ok(a),
-        Err(ReadNpyError::WrongDescriptor(_)) => {
-            let a = ArrayD::<f64>::read_npy(open()?).map_err(|e| npy_error(path, e))?;
-            Ok(a.mapv(|v| v as f32))
-        }
-        Err(e) => Err(npy_error(path, e)),
-    }
+/// Opens an .npz archive for [`npy::Npz::read`].
+pub fn open_npz(path: &Path) -> Result<npy::Npz<BufReader<File>>> {
+    let f = File::open(path).map_err(|e| Error::file(path, e))?;
+    let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
+    npy::Npz::new(BufReader::new(f), len).map_err(|e| Error::file(path, e))
 }
 
 /// An exclusive lock on `<path>.lock`, held while a run writes `path`, so two processes pointed at the
@@ -156,20 +151,16 @@ pub fn write_npy_f32(path: &Path, a: &ArrayD<f32>) -> Result<()> {
 
 /// Reads every array of a .npz file as f32 (float64 entries converted), in file order.
 pub fn read_npz_f32(path: &Path) -> Result<Vec<(String, ArrayD<f32>)>> {
-    let f = File::open(path).map_err(|e| Error::file(path, e))?;
-    let mut z = ndarray_npy::NpzReader::new(BufReader::new(f))
-        .map_err(|e| Error::file(path, format!("not a readable .npz file: {e}")))?;
-    let names = z.names().map_err(|e| Error::file(path, format!("not a readable .npz file: {e}")))?;
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let a = match z.by_name::<OwnedRepr<f32>, IxDyn>(&name) {
-            Ok(a) => a,
-            Err(_) => z
-                .by_name::<OwnedRepr<f64>, IxDyn>(&name)
-                .map_err(|e| Error::file(path, format!("entry '{name}': {e}")))?
-                .mapv(|v| v as f32),
-        };
-        out.push((name.trim_end_matches(".npy").to_string(), a));
+    let mut z = open_npz(path)?;
+    let mut out = Vec::with_capacity(z.len());
+    for i in 0..z.len() {
+        match z.read(i) {
+            Ok((name, npy::Value::F32(a))) => out.push((name, a)),
+            Ok((name, npy::Value::U8(_))) => {
+                return Err(Error::file(path, format!("entry '{name}': unsupported dtype uint8 (expected float32 or float64)")))
+            }
+            Err((name, e)) => return Err(Error::file(path, format!("entry '{name}': {e}"))),
+        }
     }
     Ok(out)
 }

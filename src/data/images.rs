@@ -352,6 +352,10 @@ pub fn save_png(img: &Image, path: &Path) -> Result<()> {
     })
 }
 
+/// The largest image side read (pixels): a bigger image, or a header that claims one, is refused before
+/// its pixels are allocated (as f32 RGBA an 8192 x 8192 image is 1 GiB).
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
 /// Reads a PNG or JPEG (grey, RGB or RGBA, 8 or 16 bit; the format is sniffed from the content) as a
 /// 3 x size x size image in [0, 1]. Alpha is composited onto black; an image of another shape is resized
 /// (stretched, as GalacticForge's Resize((448, 448)) does) with a Catmull-Rom filter. A missing, unreadable
@@ -361,8 +365,14 @@ pub fn load_image(path: &Path, size: usize) -> Result<Image> {
         return Err(Error::Usage(format!("image size {size} must be 1..=8192 pixels")));
     }
     let bad = |e: &dyn std::fmt::Display| Error::file(path, format!("not a readable PNG or JPEG image: {e}"));
-    let reader = image::ImageReader::open(path).map_err(|e| Error::file(path, e))?;
-    let decoded = reader.with_guessed_format().map_err(|e| bad(&e))?.decode().map_err(|e| bad(&e))?;
+    let mut reader = image::ImageReader::open(path).map_err(|e| Error::file(path, e))?.with_guessed_format().map_err(|e| bad(&e))?;
+    // The decoders allocate from the dimensions a header declares: refuse absurd ones before decoding.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| bad(&e))?;
     let mut rgba = decoded.to_rgba32f();
     if decoded.color().has_alpha() {
         rgba.pixels_mut().for_each(|p| (0..3).for_each(|c| p.0[c] *= p.0[3]));
