@@ -93,7 +93,8 @@ impl Flow for Maf {
         check_inputs("maf", x, c, self.cfg.dim, self.cfg.cond_dim)?;
         let mut h = x.clone();
         let mut ld: Option<Tensor> = None;
-        for m in &self.mades {
+        for (i, m) in self.mades.iter().enumerate() {
+            let _layer = crate::autodiff::anomaly::scope_with(|| format!("maf.{i}"));
             let u = conditioner_input(&h, self.cfg.conditioner_clip)?;
             let (y, l) = h.coupling(&m.forward(&u, Some(c))?, &self.mask, AFFINE, false)?;
             add_logdet(&mut ld, l)?;

@@ -116,7 +116,8 @@ impl Flow for Nice {
         check_inputs("nice", x, c, self.cfg.dim, self.cfg.cond_dim)?;
         let mut h = x.clone();
         let mut ld = self.log_scale.get().sum_all()?.broadcast_to(&[x.shape()[0]])?;
-        for k in &self.couplings {
+        for (i, k) in self.couplings.iter().enumerate() {
+            let _layer = crate::autodiff::anomaly::scope_with(|| format!("nice.{i}"));
             let (y, l) = self.couple(k, &h, c, false)?;
             if self.cfg.affine {
                 ld = ld.add(&l)?;
