@@ -41,6 +41,17 @@ fn planted_nans_are_reported_with_op_and_layer_only_when_asked() {
     };
     let e = backward(&loss).err().expect("an infinite gradient must be caught").to_string();
     assert!(e.contains("backward of op 'sqrt'") && e.contains("layer 'head'") && e.contains("Inf"), "{e}");
+    // A backward rule built from ops: d(a b)/da = g b overflows to Inf while every forward value is finite;
+    // it is reported as the backward of the recorded op, not as a forward op.
+    let a = Var::new("a", Tensor::from_slice(&[1e-30], &[1], &CPU).unwrap());
+    let big = Tensor::from_slice(&[1e30], &[1], &CPU).unwrap();
+    let c = Tensor::from_slice(&[1e10], &[1], &CPU).unwrap();
+    let loss2 = {
+        let _layer = scope("scaled");
+        c.mul(&a.get().mul(&big).unwrap()).unwrap().sum_all().unwrap()
+    };
+    let e = backward(&loss2).err().expect("an overflowing gradient must be caught").to_string();
+    assert!(e.contains("backward of op 'mul'") && e.contains("layer 'scaled'") && e.contains("in its op"), "{e}");
     set_detect_anomaly(false);
     assert!(backward(&loss).is_ok(), "off again: no check");
 }

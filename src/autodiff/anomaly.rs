@@ -14,6 +14,20 @@ static MODE: AtomicU8 = AtomicU8::new(0);
 
 thread_local! {
     static SCOPES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The recorded op whose backward rule is running (its name and layer): an op that rule runs and that
+    /// produces a NaN is reported as that backward's.
+    static IN_BACKWARD: RefCell<Option<(&'static str, Option<String>)>> = const { RefCell::new(None) };
+}
+
+/// Runs the backward rule of `op` (recorded in `layer`), so an anomaly inside it is reported as its.
+pub(crate) fn in_backward<T>(op: &'static str, layer: Option<&str>, f: impl FnOnce() -> T) -> T {
+    if !detect_anomaly() {
+        return f();
+    }
+    let previous = IN_BACKWARD.with(|b| b.replace(Some((op, layer.map(str::to_string)))));
+    let out = f();
+    IN_BACKWARD.with(|b| *b.borrow_mut() = previous);
+    out
 }
 
 /// Turns anomaly detection on or off for the whole process (overrides `GFORGE_DETECT_ANOMALY`).
@@ -95,6 +109,14 @@ fn layer_text(layer: Option<&str>) -> String {
 /// Checks an op's fresh output (detection on only).
 pub(crate) fn check_forward(op: &'static str, out: &Tensor) -> Result<()> {
     if let Some((nan, inf, first)) = non_finite(out)? {
+        if let Some((owner, layer)) = IN_BACKWARD.with(|b| b.borrow().clone()) {
+            return Err(Error::Numeric(format!(
+                "anomaly detected: the backward of op '{owner}'{} produced {} (in its op '{op}') \
+                 (GFORGE_DETECT_ANOMALY)",
+                layer_text(layer.as_deref()),
+                describe(nan, inf, first, out.shape())
+            )));
+        }
         let layer = current_layer();
         return Err(Error::Numeric(format!(
             "anomaly detected: op '{op}'{} produced {} in the forward pass (GFORGE_DETECT_ANOMALY)",

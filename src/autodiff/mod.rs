@@ -112,7 +112,8 @@ pub fn backward(loss: &Tensor) -> Result<Grads> {
                     leaves.0.insert(t.id(), g);
                 }
                 Grad::Op(node) => {
-                    let gs = (node.backward)(&node.inputs, t, &g)?;
+                    let gs =
+                        anomaly::in_backward(node.op, node.layer.as_deref(), || (node.backward)(&node.inputs, t, &g))?;
                     let check = anomaly::detect_anomaly();
                     for (index, (input, gi)) in node.inputs.iter().zip(gs).enumerate() {
                         let Some(gi) = gi else { continue };
