@@ -266,6 +266,9 @@ pub fn train(
         ));
     }
     let adam = tc.adam()?;
+    if let Some(dir) = ckpt.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    }
     let _lock = crate::io::lock_output(ckpt)?;
     // The best epoch's file is written under the same lock: a killed run's temporary of it goes too.
     crate::io::remove_stale_temps(&best_path(ckpt));
