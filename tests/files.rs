@@ -240,3 +240,25 @@ fn an_image_claiming_huge_dimensions_is_refused_before_decoding() {
         "huge.png",
     );
 }
+
+/// Every input the fuzzer (fuzz/, FUZZING.md) found crashing a reader, kept in tests/fixtures/fuzz/ as
+/// `<target>-<what>.<ext>`: each is now one error, never a panic.
+#[test]
+fn inputs_that_crashed_the_fuzzed_readers_are_clear_errors() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let err = match name.split('-').next().unwrap() {
+            "image" => galactic_forge::data::images::load_image(&p, 16).err().map(|e| e.to_string()),
+            "npy" => Tensor::read_npy(&p, &CPU).err().map(|e| e.to_string()),
+            "npz" => checkpoint::load(&p).err().map(|e| e.to_string()),
+            other => panic!("{name}: unknown target {other}"),
+        };
+        let err = err.unwrap_or_else(|| panic!("{name} was read without an error"));
+        assert!(err.contains(&name), "{name}: {err}");
+        n += 1;
+    }
+    assert!(n >= 2, "the fuzz regressions are missing from {}", dir.display());
+}
