@@ -6,7 +6,8 @@ use crate::autodiff::Var;
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use ndarray::{Array1, ArrayD, IxDyn, OwnedRepr};
+use crate::npy;
+use ndarray::{Array1, ArrayD};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
@@ -58,28 +59,34 @@ pub fn save(path: &Path, vars: &[Var], config: &serde_json::Value) -> Result<()>
     })
 }
 
-/// Reads a checkpoint, checking that it is complete and finite.
+/// Reads a checkpoint, checking that it is complete and finite. Sizes are checked against the file before
+/// anything is allocated (see [`crate::npy`]).
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let f = File::open(path).map_err(|e| Error::file(path, e))?;
-    let mut z = ndarray_npy::NpzReader::new(BufReader::new(f))
+    let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
+    let mut z = npy::Npz::new(BufReader::new(f), len)
         .map_err(|e| ck(path, format!("not a readable checkpoint (truncated or not an .npz): {e}")))?;
-    let names = z.names().map_err(|e| ck(path, format!("unreadable archive index: {e}")))?;
     let mut config = None;
     let mut tensors = BTreeMap::new();
-    for name in names {
-        let key = name.trim_end_matches(".npy").to_string();
-        if key == CONFIG {
-            let bytes = z.by_name::<OwnedRepr<u8>, IxDyn>(&name).map_err(|e| unreadable(path, CONFIG, e))?;
-            let v: serde_json::Value = serde_json::from_slice(bytes.as_slice().unwrap_or(&[]))
-                .map_err(|e| ck(path, format!("entry '{CONFIG}' is not valid JSON: {e}")))?;
-            config = Some(v);
-            continue;
+    for i in 0..z.len() {
+        let (key, value) = z.read(i).map_err(|(name, e)| unreadable(path, &name, e))?;
+        match (key.as_str(), value) {
+            (CONFIG, npy::Value::U8(bytes)) => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| ck(path, format!("entry '{CONFIG}' is not valid JSON: {e}")))?;
+                config = Some(v);
+            }
+            (CONFIG, npy::Value::F32(_)) => return Err(ck(path, format!("entry '{CONFIG}' is not uint8 JSON text"))),
+            (_, npy::Value::U8(_)) => return Err(ck(path, format!("entry '{key}' is uint8, not float32 or float64"))),
+            (_, npy::Value::F32(a)) => {
+                if let Some(bad) = a.iter().find(|x| !x.is_finite()) {
+                    return Err(ck(path, format!("entry '{key}' holds a non-finite value ({bad})")));
+                }
+                if tensors.insert(key.clone(), a).is_some() {
+                    return Err(ck(path, format!("entry '{key}' appears twice")));
+                }
+            }
         }
-        let a = z.by_name::<OwnedRepr<f32>, IxDyn>(&name).map_err(|e| unreadable(path, &key, e))?;
-        if let Some(bad) = a.iter().find(|x| !x.is_finite()) {
-            return Err(ck(path, format!("entry '{key}' holds a non-finite value ({bad})")));
-        }
-        tensors.insert(key, a);
     }
     let config = config.ok_or_else(|| ck(path, format!("entry '{CONFIG}' is missing")))?;
     Ok(Checkpoint { config, tensors })

@@ -1,41 +1,37 @@
 //! File I/O shared by the crate: .npy / .npz reading with one clear error per bad file, and atomic writes
 //! (temporary file in the same folder, then rename), so a crash never leaves a damaged file behind.
 use crate::error::{Error, Result};
-use ndarray::{ArrayD, IxDyn, OwnedRepr};
-use ndarray_npy::{ReadNpyError, ReadNpyExt, WriteNpyExt};
+use crate::npy;
+use ndarray::ArrayD;
+use ndarray_npy::WriteNpyExt;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-fn npy_error(path: &Path, e: ReadNpyError) -> Error {
-    let msg = match e {
-        ReadNpyError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "truncated .npy file".to_string(),
-        ReadNpyError::Io(e) => e.to_string(),
-        ReadNpyError::MissingData => "truncated .npy file: fewer values than its header declares".to_string(),
-        ReadNpyError::ExtraBytes(n) => format!("{n} bytes after the data its header declares"),
-        ReadNpyError::WrongDescriptor(d) => format!("unsupported dtype {d:?} (expected float32 or float64)"),
-        e => format!("not a valid .npy file: {e}"),
-    };
-    Error::file(path, msg)
+/// Reads a float32 or float64 .npy file (either byte order, C or Fortran order) as f32 in C order. The
+/// size its header declares is checked against the file's length before anything is allocated
+/// ([`crate::npy`]).
+pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
+    let f = File::open(path).map_err(|e| Error::file(path, e))?;
+    let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
+    match npy::read(&mut BufReader::new(f), len).map_err(|e| Error::file(path, e))? {
+        npy::Value::F32(a) => Ok(a),
+        npy::Value::U8(_) => Err(Error::file(path, "unsupported dtype uint8 (expected float32 or float64)")),
+    }
 }
 
-/// Reads a float32 or float64 .npy file as f32.
-pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
-    let open = || File::open(path).map(BufReader::new).map_err(|e| Error::file(path, e));
-    match ArrayD::<f32>::read_npy(open()?) {
-        Ok(a) => Ok(a),
-        Err(ReadNpyError::WrongDescriptor(_)) => {
-            let a = ArrayD::<f64>::read_npy(open()?).map_err(|e| npy_error(path, e))?;
-            Ok(a.mapv(|v| v as f32))
-        }
-        Err(e) => Err(npy_error(path, e)),
-    }
+/// Opens an .npz archive for [`npy::Npz::read`].
+pub fn open_npz(path: &Path) -> Result<npy::Npz<BufReader<File>>> {
+    let f = File::open(path).map_err(|e| Error::file(path, e))?;
+    let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
+    npy::Npz::new(BufReader::new(f), len).map_err(|e| Error::file(path, e))
 }
 
 /// An exclusive lock on `<path>.lock`, held while a run writes `path`, so two processes pointed at the
 /// same output cannot interleave their checkpoints. The operating system drops the lock when the process
 /// ends, so a killed run never leaves a stale one (its small file stays until the next run on `path` ends);
-/// dropping the guard removes the file.
+/// dropping the guard removes the file. Taking the lock also removes the temporaries a killed writer of
+/// `path` left behind ([`remove_stale_temps`]).
 pub struct OutputLock {
     path: PathBuf,
     _file: File,
@@ -60,7 +56,10 @@ pub fn lock_output(path: &Path) -> Result<OutputLock> {
         .open(&lock)
         .map_err(|e| Error::file(&lock, e))?;
     match f.try_lock() {
-        Ok(()) => Ok(OutputLock { path: lock, _file: f }),
+        Ok(()) => {
+            remove_stale_temps(path);
+            Ok(OutputLock { path: lock, _file: f })
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Usage(format!(
             "another process is writing {} (it holds {}); wait for it to finish or choose another --out",
             path.display(),
@@ -70,18 +69,72 @@ pub fn lock_output(path: &Path) -> Result<OutputLock> {
     }
 }
 
+/// The temporary file [`write_atomic`] writes through. With `GFORGE_TEST_WRITE_PAUSE_MS=<ms>` in the
+/// environment (a hook for the kill tests, tests/kill.rs), its first write stores only half of what it is
+/// given and then sleeps that long, so a test can kill the process while a half-written temporary exists.
+pub struct TempFile {
+    file: File,
+    pause: Option<std::time::Duration>,
+}
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.pause.take() {
+            Some(pause) if buf.len() > 1 => {
+                let n = self.file.write(&buf[..buf.len() / 2])?;
+                std::thread::sleep(pause);
+                Ok(n)
+            }
+            _ => self.file.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl std::io::Seek for TempFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
+/// `<name>.<pid>.tmp` beside `path`: where [`write_atomic`] writes `path` before renaming it.
+fn temp_name(path: &Path, pid: u32) -> Result<PathBuf> {
+    let mut name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?.to_os_string();
+    name.push(format!(".{pid}.tmp"));
+    Ok(path.with_file_name(name))
+}
+
+/// Removes the temporaries of `path` that a killed writer left (`<name>.<pid>.tmp`). Only for a caller
+/// that holds `path`'s [`OutputLock`], so no live process is writing them.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let f = e.file_name();
+        let Some(rest) = f.to_str().and_then(|f| f.strip_prefix(name)).and_then(|r| r.strip_prefix('.')) else {
+            continue;
+        };
+        let pid = rest.strip_suffix(".tmp").filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if pid.is_some() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `write` to `path` through a temporary file renamed into place.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
-    let tmp: PathBuf = {
-        let mut name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?.to_os_string();
-        name.push(format!(".{}.tmp", std::process::id()));
-        path.with_file_name(name)
-    };
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<TempFile>) -> std::io::Result<()>) -> Result<()> {
+    let tmp = temp_name(path, std::process::id())?;
+    let pause = std::env::var("GFORGE_TEST_WRITE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
     let result = (|| {
-        let mut w = BufWriter::new(File::create(&tmp)?);
+        let mut w = BufWriter::new(TempFile { file: File::create(&tmp)?, pause });
         write(&mut w)?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
+        f.file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
@@ -98,20 +151,16 @@ pub fn write_npy_f32(path: &Path, a: &ArrayD<f32>) -> Result<()> {
 
 /// Reads every array of a .npz file as f32 (float64 entries converted), in file order.
 pub fn read_npz_f32(path: &Path) -> Result<Vec<(String, ArrayD<f32>)>> {
-    let f = File::open(path).map_err(|e| Error::file(path, e))?;
-    let mut z = ndarray_npy::NpzReader::new(BufReader::new(f))
-        .map_err(|e| Error::file(path, format!("not a readable .npz file: {e}")))?;
-    let names = z.names().map_err(|e| Error::file(path, format!("not a readable .npz file: {e}")))?;
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let a = match z.by_name::<OwnedRepr<f32>, IxDyn>(&name) {
-            Ok(a) => a,
-            Err(_) => z
-                .by_name::<OwnedRepr<f64>, IxDyn>(&name)
-                .map_err(|e| Error::file(path, format!("entry '{name}': {e}")))?
-                .mapv(|v| v as f32),
-        };
-        out.push((name.trim_end_matches(".npy").to_string(), a));
+    let mut z = open_npz(path)?;
+    let mut out = Vec::with_capacity(z.len());
+    for i in 0..z.len() {
+        match z.read(i) {
+            Ok((name, npy::Value::F32(a))) => out.push((name, a)),
+            Ok((name, npy::Value::U8(_))) => {
+                return Err(Error::file(path, format!("entry '{name}': unsupported dtype uint8 (expected float32 or float64)")))
+            }
+            Err((name, e)) => return Err(Error::file(path, format!("entry '{name}': {e}"))),
+        }
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@ pub mod io;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod npy;
 pub mod ops;
 pub mod optim;
 pub mod pipeline;

@@ -41,27 +41,41 @@ impl Tensor {
         Ok(Self::build(Arc::new(storage), shape.to_vec(), device.clone(), Grad::None))
     }
 
-    /// The output of an op: records `backward` (gradients of the inputs given the output's gradient)
+    /// The output of op `op`: records `backward` (gradients of the inputs given the output's gradient)
     /// only when some input needs gradients and recording is on; otherwise `backward` is dropped unused.
+    /// With anomaly detection on ([`autodiff::anomaly`]) a NaN or Inf in the output is an error naming `op`
+    /// and the current layer.
     pub(crate) fn from_op<F>(
+        op: &'static str,
         storage: Storage,
         shape: Vec<usize>,
         device: &Device,
         inputs: &[&Tensor],
         backward: F,
-    ) -> Tensor
+    ) -> Result<Tensor>
     where
         F: Fn(&[Tensor], &Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     {
-        Self::build(Arc::new(storage), shape, device.clone(), Self::record(inputs, backward))
+        let t = Self::build(Arc::new(storage), shape, device.clone(), Self::record(op, inputs, backward));
+        if autodiff::anomaly::detect_anomaly() {
+            autodiff::anomaly::check_forward(op, &t)?;
+        }
+        Ok(t)
     }
 
-    fn record<F>(inputs: &[&Tensor], backward: F) -> Grad
+    fn record<F>(op: &'static str, inputs: &[&Tensor], backward: F) -> Grad
     where
         F: Fn(&[Tensor], &Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     {
         if autodiff::recording() && inputs.iter().any(|t| t.tracks()) {
-            Grad::Op(Node { inputs: inputs.iter().map(|t| (*t).clone()).collect(), backward: Box::new(backward) })
+            // The layer is only looked up (and stored) while anomaly detection is on.
+            let layer = if autodiff::anomaly::detect_anomaly() { autodiff::anomaly::current_layer() } else { None };
+            Grad::Op(Node {
+                op,
+                layer,
+                inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+                backward: Box::new(backward),
+            })
         } else {
             Grad::None
         }
@@ -218,7 +232,7 @@ impl Tensor {
             return Err(Error::shape("reshape", format!("{:?} -> {shape:?}", self.shape())));
         }
         let old = self.shape().to_vec();
-        let grad = Self::record(&[self], move |_, _, g| Ok(vec![Some(g.reshape(&old)?)]));
+        let grad = Self::record("reshape", &[self], move |_, _, g| Ok(vec![Some(g.reshape(&old)?)]));
         Ok(Self::build(self.0.storage.clone(), shape.to_vec(), self.0.device.clone(), grad))
     }
 

@@ -300,3 +300,79 @@ fn lu_weight_log_det_matches_brute_force_jacobian() {
         assert!(e < 1e-5, "{dev}: {e}");
     }
 }
+
+/// max |x| over the rows of the inverse of z * lambda, divided by lambda * max |z|: far from the data, the
+/// inverse's growth rate.
+fn far_slope(flow: &dyn Flow, dim: usize, lambda: f32, rng: &mut StdRng) -> f64 {
+    let dev = Device::Cpu;
+    let n = 64;
+    let z: Vec<f32> = uniform(n * dim, -1.0, 1.0, rng);
+    let zmax = z.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    let zt = Tensor::from_vec(z.iter().map(|v| v * lambda).collect(), &[n, dim], &dev).unwrap();
+    let c = Tensor::from_vec(uniform(2, -1.0, 1.0, rng), &[1, 2], &dev).unwrap();
+    let x = flow.inverse(&zt, &c).unwrap().to_vec().unwrap();
+    x.iter().fold(0f64, |m, v| m.max(f64::from(v.abs()))) / (f64::from(lambda) * zmax)
+}
+
+/// Samples must not explode (issue 12): with the conditioners reading soft-clipped inputs, an affine flow's
+/// inverse far from the data is an affine map of z whose slope is at most e^(3 L) for L affine layers
+/// (each scale soft-clamped to e^±3) and 1 for additive couplings, however large the networks' weights.
+/// Without the clip (old checkpoints: conditioner_clip None) the shifts feed back through the conditioners
+/// and the same weights give a slope far beyond that: the test checks both, so it can tell them apart.
+#[test]
+fn affine_flows_do_not_explode_far_from_the_data() {
+    let dev = Device::Cpu;
+    let dim = 6;
+    let build = |kind: &str, clip: Option<f32>| -> (Box<dyn Flow>, f64) {
+        let flow: Box<dyn Flow> = match kind {
+            "maf" => Box::new(
+                Maf::new(
+                    MafConfig {
+                        transforms: 3,
+                        hidden: vec![32, 32],
+                        seed: 8,
+                        conditioner_clip: clip,
+                        ..MafConfig::galacticforge(dim, 2)
+                    },
+                    &dev,
+                )
+                .unwrap(),
+            ),
+            _ => Box::new(
+                Nice::new(
+                    NiceConfig {
+                        transforms: 4,
+                        hidden: vec![32, 32],
+                        affine: kind == "nice-affine",
+                        seed: 8,
+                        conditioner_clip: clip,
+                        ..NiceConfig::galacticforge(dim, 2)
+                    },
+                    &dev,
+                )
+                .unwrap(),
+            ),
+        };
+        // Weights as large as a trained network's can be: every parameter scaled up by 4.
+        for v in flow.vars() {
+            v.set(v.get().scale(4.0).unwrap());
+        }
+        let bound = match kind {
+            "maf" => (3.0f64 * 3.0).exp(),
+            "nice-affine" => (3.0f64 * 4.0).exp(),
+            _ => 1.0,
+        };
+        (flow, bound)
+    };
+    for kind in ["maf", "nice", "nice-affine"] {
+        let mut rng = StdRng::seed_from_u64(31);
+        let (flow, bound) = build(kind, Some(galactic_forge::flows::CONDITIONER_CLIP));
+        let slope = no_grad(|| far_slope(flow.as_ref(), dim, 1e6, &mut rng));
+        assert!(slope <= bound * 1.01, "{kind}: far-field slope {slope:.3e} above the bound {bound:.3e}");
+        let mut rng = StdRng::seed_from_u64(31);
+        let (old, _) = build(kind, None);
+        let old_slope = no_grad(|| far_slope(old.as_ref(), dim, 1e6, &mut rng));
+        println!("{kind}: far-field slope {slope:.3e} (bound {bound:.3e}); without the clip {old_slope:.3e}");
+        assert!(old_slope > bound, "{kind}: without the clip the slope is only {old_slope:.3e}");
+    }
+}

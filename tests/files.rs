@@ -110,3 +110,155 @@ fn npy_files_are_read_or_refused_clearly() {
     let e = Tensor::read_npy(&d.join("i32.npy"), &CPU).err().unwrap().to_string();
     assert!(e.contains("dtype"), "{e}");
 }
+
+/// A stored (uncompressed) zip, as numpy's savez writes, of `entries` (name, bytes).
+fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in entries {
+        z.start_file(*name, opts).unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap().into_inner()
+}
+
+/// A version 1.0 .npy header for `descr` and `shape` (a Python tuple), followed by `data`.
+fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let f = if fortran { "True" } else { "False" };
+    let mut text = format!("{{'descr': '{descr}', 'fortran_order': {f}, 'shape': {shape}, }}");
+    while (11 + text.len()) % 64 != 0 {
+        text.push(' ');
+    }
+    text.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    b.extend_from_slice(text.as_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
+/// Headers that claim far more data than the file holds (the abort: an allocation of the claimed
+/// size before reading) are one error line, for a galaxy .npy, a galaxy .npz and a checkpoint entry alike.
+#[test]
+fn sizes_a_header_claims_are_checked_against_the_file_before_allocating() {
+    use common::assert_clear_error;
+    let d = dir("claims");
+    let huge = "(1099511627776, 11)"; // 2^40 stars: 48 TiB of float32
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("g000.npy"), npy_bytes("<f4", false, huge, &[0; 44])).unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    assert_clear_error(&["flow", "train", "--data", &s(&data), "--out", &s(&d.join("f.npz"))], "truncated");
+    let e = Tensor::read_npy(&data.join("g000.npy"), &CPU).err().unwrap().to_string();
+    assert!(e.contains("g000.npy") && e.contains("44 bytes"), "{e}");
+
+    let npz = d.join("galaxies.npz");
+    std::fs::write(&npz, zip_of(&[("g000.npy", npy_bytes("<f8", false, huge, &[0; 88]))])).unwrap();
+    assert_clear_error(&["flow", "train", "--data", &s(&npz), "--out", &s(&d.join("f.npz"))], "entry 'g000'");
+
+    let cfg = npy_bytes("|u1", false, "(2,)", b"{}");
+    let ck = d.join("model.npz");
+    std::fs::write(&ck, zip_of(&[("__config__.npy", cfg), ("w.npy", npy_bytes("<f4", false, huge, &[0; 16]))]))
+        .unwrap();
+    let msg = ck_error(checkpoint::load(&ck).err().unwrap());
+    assert!(msg.contains("'w'") && msg.contains("truncated"), "{msg}");
+    assert_clear_error(
+        &["flow", "sample", "--model", &s(&ck), "--galaxy", "g000", "--stars", "5", "--out", &s(&d.join("x.npy"))],
+        "'w'",
+    );
+}
+
+/// Fortran order and big-endian data are read as the values they hold; other dtypes are refused by name.
+#[test]
+fn fortran_order_and_big_endian_files_read_correctly_other_dtypes_are_refused() {
+    let d = dir("layouts");
+    let want: Vec<f32> = (0..6).map(|i| i as f32 - 2.5).collect();
+    // Column-major bytes of the 2 x 3 matrix, big-endian float64.
+    let col: Vec<u8> = [0, 3, 1, 4, 2, 5].iter().flat_map(|&i| f64::from(want[i]).to_be_bytes()).collect();
+    std::fs::write(d.join("f.npy"), npy_bytes(">f8", true, "(2, 3)", &col)).unwrap();
+    let t = Tensor::read_npy(&d.join("f.npy"), &CPU).unwrap();
+    assert_eq!((t.shape().to_vec(), t.to_vec().unwrap()), (vec![2, 3], want.clone()));
+    // ndarray-npy writes a transposed view in Fortran order: it must come back as the same matrix.
+    let a = ndarray::Array2::from_shape_vec((3, 2), want.clone()).unwrap();
+    ndarray_npy::write_npy(d.join("t.npy"), &a.t()).unwrap();
+    let t = Tensor::read_npy(&d.join("t.npy"), &CPU).unwrap();
+    assert_eq!(t.to_vec().unwrap(), a.t().iter().copied().collect::<Vec<_>>());
+    let be: Vec<u8> = want.iter().flat_map(|v| v.to_be_bytes()).collect();
+    std::fs::write(d.join("be.npy"), npy_bytes(">f4", false, "(6,)", &be)).unwrap();
+    assert_eq!(Tensor::read_npy(&d.join("be.npy"), &CPU).unwrap().to_vec().unwrap(), want);
+    for descr in ["<u4", "<f2", "<i8", "|O", "<c16"] {
+        std::fs::write(d.join("x.npy"), npy_bytes(descr, false, "(6,)", &[0; 48])).unwrap();
+        let e = Tensor::read_npy(&d.join("x.npy"), &CPU).err().unwrap().to_string();
+        assert!(e.contains("x.npy") && e.contains(&format!("unsupported dtype '{descr}'")), "{e}");
+    }
+}
+
+/// CRC-32 (IEEE), for the PNG chunk below.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+/// A PNG whose header claims 100,000 x 100,000 pixels is refused before its pixels are allocated.
+#[test]
+fn an_image_claiming_huge_dimensions_is_refused_before_decoding() {
+    let d = dir("png");
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    let p = d.join("huge.png");
+    std::fs::write(&p, &png).unwrap();
+    let e = galactic_forge::data::images::load_image(&p, 16).err().unwrap().to_string();
+    assert!(e.contains("huge.png") && e.contains("limit"), "{e}");
+    common::assert_clear_error(
+        &[
+            "ae",
+            "train",
+            "--images",
+            d.to_str().unwrap(),
+            "--size",
+            "16",
+            "--channels",
+            "3,4",
+            "--device",
+            "cpu",
+            "--out",
+            d.join("ae.npz").to_str().unwrap(),
+        ],
+        "huge.png",
+    );
+}
+
+/// Every input the fuzzer (fuzz/, FUZZING.md) found crashing a reader, kept in tests/fixtures/fuzz/ as
+/// `<target>-<what>.<ext>`: each is now one error, never a panic.
+#[test]
+fn inputs_that_crashed_the_fuzzed_readers_are_clear_errors() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let err = match name.split('-').next().unwrap() {
+            "image" => galactic_forge::data::images::load_image(&p, 16).err().map(|e| e.to_string()),
+            "npy" => Tensor::read_npy(&p, &CPU).err().map(|e| e.to_string()),
+            "npz" => checkpoint::load(&p).err().map(|e| e.to_string()),
+            other => panic!("{name}: unknown target {other}"),
+        };
+        let err = err.unwrap_or_else(|| panic!("{name} was read without an error"));
+        assert!(err.contains(&name), "{name}: {err}");
+        n += 1;
+    }
+    assert!(n >= 2, "the fuzz regressions are missing from {}", dir.display());
+}

@@ -3,6 +3,7 @@
 //! hanging off a loss are the tape; [`backward`] walks it in reverse topological order and returns the
 //! gradients of the leaves. With no tracked input (sampling, inference), or inside [`no_grad`], an op
 //! records nothing and pays only one branch.
+pub mod anomaly;
 mod var;
 
 pub use var::Var;
@@ -15,6 +16,9 @@ use std::collections::{HashMap, HashSet};
 pub(crate) type BackwardFn = Box<dyn Fn(&[Tensor], &Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
 
 pub(crate) struct Node {
+    /// The op's name and, with anomaly detection on, the layer that ran it (for anomaly reports).
+    pub op: &'static str,
+    pub layer: Option<String>,
     pub inputs: Vec<Tensor>,
     /// (inputs, output, gradient of the output) -> gradient of each input (None: no gradient).
     pub backward: BackwardFn,
@@ -108,9 +112,14 @@ pub fn backward(loss: &Tensor) -> Result<Grads> {
                     leaves.0.insert(t.id(), g);
                 }
                 Grad::Op(node) => {
-                    let gs = (node.backward)(&node.inputs, t, &g)?;
-                    for (input, gi) in node.inputs.iter().zip(gs) {
+                    let gs =
+                        anomaly::in_backward(node.op, node.layer.as_deref(), || (node.backward)(&node.inputs, t, &g))?;
+                    let check = anomaly::detect_anomaly();
+                    for (index, (input, gi)) in node.inputs.iter().zip(gs).enumerate() {
                         let Some(gi) = gi else { continue };
+                        if check {
+                            anomaly::check_backward(node.op, node.layer.as_deref(), index, &gi)?;
+                        }
                         if !input.tracks() {
                             continue;
                         }

@@ -256,6 +256,10 @@ enum AeCmd {
         /// Continue from --out where it stopped.
         #[arg(long)]
         resume: bool,
+        /// Check every op's output and gradient for NaN/Inf and stop at the first, naming the op and layer
+        /// (slow; also GFORGE_DETECT_ANOMALY=1).
+        #[arg(long)]
+        detect_anomaly: bool,
     },
     /// Write <id>_latent.npy per galaxy and latents.csv (the table `flow train --extra-conditions` reads).
     Encode {
@@ -300,7 +304,11 @@ fn ae_cmd(cmd: AeCmd) -> Result<bool> {
             val_fraction,
             device,
             resume,
+            detect_anomaly,
         } => {
+            if detect_anomaly {
+                galactic_forge::autodiff::anomaly::set_detect_anomaly(true);
+            }
             let dev = Device::parse(&device)?;
             let cfg = AeConfig { image: size, channels, latents, seed };
             cfg.validate()?;
@@ -386,6 +394,10 @@ enum FlowCmd {
         /// Continue from --out where it stopped.
         #[arg(long)]
         resume: bool,
+        /// Check every op's output and gradient for NaN/Inf and stop at the first, naming the op and layer
+        /// (slow; also GFORGE_DETECT_ANOMALY=1).
+        #[arg(long)]
+        detect_anomaly: bool,
     },
     /// Clean, condition, split and standardise a data folder as `train` would, and write the result as .npy
     /// (train_x/val_x [N, 10] standardised stars, train_c/val_c [N, C] each star's standardised condition)
@@ -501,7 +513,11 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             stars,
             keep,
             resume,
+            detect_anomaly,
         } => {
+            if detect_anomaly {
+                galactic_forge::autodiff::anomaly::set_detect_anomaly(true);
+            }
             let dev = Device::parse(&device)?;
             let keep: Keep = keep.parse()?;
             let prep =
@@ -678,6 +694,10 @@ enum GlowCmd {
         /// Continue from --out where it stopped.
         #[arg(long)]
         resume: bool,
+        /// Check every op's output and gradient for NaN/Inf and stop at the first, naming the op and layer
+        /// (slow; also GFORGE_DETECT_ANOMALY=1).
+        #[arg(long)]
+        detect_anomaly: bool,
     },
     /// Draw maps for given (Omega_m, sigma_8), written as .npy [N, S, S] in the data's units.
     Sample {
@@ -771,7 +791,11 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
             seed,
             device,
             resume,
+            detect_anomaly,
         } => {
+            if detect_anomaly {
+                galactic_forge::autodiff::anomaly::set_detect_anomaly(true);
+            }
             let dev = Device::parse(&device)?;
             let prior = match prior.as_str() {
                 "cond" => GlowPrior::Conditional { hidden: prior_hidden },

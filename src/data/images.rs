@@ -352,6 +352,8 @@ pub fn save_png(img: &Image, path: &Path) -> Result<()> {
     })
 }
 
+pub use super::image_decode::MAX_IMAGE_SIDE;
+
 /// Reads a PNG or JPEG (grey, RGB or RGBA, 8 or 16 bit; the format is sniffed from the content) as a
 /// 3 x size x size image in [0, 1]. Alpha is composited onto black; an image of another shape is resized
 /// (stretched, as GalacticForge's Resize((448, 448)) does) with a Catmull-Rom filter. A missing, unreadable
@@ -360,17 +362,9 @@ pub fn load_image(path: &Path, size: usize) -> Result<Image> {
     if size == 0 || size > 8192 {
         return Err(Error::Usage(format!("image size {size} must be 1..=8192 pixels")));
     }
-    let bad = |e: &dyn std::fmt::Display| Error::file(path, format!("not a readable PNG or JPEG image: {e}"));
     let reader = image::ImageReader::open(path).map_err(|e| Error::file(path, e))?;
-    let decoded = reader.with_guessed_format().map_err(|e| bad(&e))?.decode().map_err(|e| bad(&e))?;
-    let mut rgba = decoded.to_rgba32f();
-    if decoded.color().has_alpha() {
-        rgba.pixels_mut().for_each(|p| (0..3).for_each(|c| p.0[c] *= p.0[3]));
-    }
-    let s = size as u32;
-    if rgba.dimensions() != (s, s) {
-        rgba = image::imageops::resize(&rgba, s, s, image::imageops::FilterType::CatmullRom);
-    }
+    let rgba = super::image_decode::decode_rgba(reader, size as u32)
+        .map_err(|e| Error::file(path, format!("not a readable PNG or JPEG image: {e}")))?;
     // Catmull-Rom overshoots at sharp edges: clamp back into [0, 1].
     Ok(Image::from_shape_fn((3, size, size), |(c, y, x)| rgba.get_pixel(x as u32, y as u32).0[c].clamp(0.0, 1.0)))
 }

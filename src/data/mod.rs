@@ -8,6 +8,7 @@ pub mod clean;
 pub mod conditions;
 pub mod hi_generator;
 pub mod hi_maps;
+pub mod image_decode;
 pub mod images;
 pub mod power_spectrum;
 pub mod stats;

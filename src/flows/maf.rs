@@ -4,7 +4,8 @@
 //! log-scale soft-clamped as s = B tanh(raw / B), B = 3, so one layer never scales by more than e^±3.
 //! The inverse runs the MADE D times, fixing one more feature in order each pass. The affine step (with the
 //! soft clamp and the log-det sum) is one `coupling` op with a mask of all zeros on the MADE's packed output.
-use super::{add_logdet, check_inputs, Flow};
+//! The MADEs read x soft-clipped ([`super::CONDITIONER_CLIP`] says why: samples no longer explode).
+use super::{add_logdet, check_inputs, conditioner_input, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -23,12 +24,23 @@ pub struct MafConfig {
     pub transforms: usize,
     pub hidden: Vec<usize>,
     pub seed: u64,
+    /// The MADEs read x_<i soft-clipped to (-B, B) ([`super::CONDITIONER_CLIP`]); absent (None) in
+    /// checkpoints written before the bound, which read x itself.
+    #[serde(default)]
+    pub conditioner_clip: Option<f32>,
 }
 
 impl MafConfig {
     /// GalacticForge's zuko MAF: 10 transforms, hidden (128, 128).
     pub fn galacticforge(dim: usize, cond_dim: usize) -> MafConfig {
-        MafConfig { dim, cond_dim, transforms: 10, hidden: vec![128, 128], seed: 0 }
+        MafConfig {
+            dim,
+            cond_dim,
+            transforms: 10,
+            hidden: vec![128, 128],
+            seed: 0,
+            conditioner_clip: Some(super::CONDITIONER_CLIP),
+        }
     }
 }
 
@@ -81,8 +93,10 @@ impl Flow for Maf {
         check_inputs("maf", x, c, self.cfg.dim, self.cfg.cond_dim)?;
         let mut h = x.clone();
         let mut ld: Option<Tensor> = None;
-        for m in &self.mades {
-            let (y, l) = h.coupling(&m.forward(&h, Some(c))?, &self.mask, AFFINE, false)?;
+        for (i, m) in self.mades.iter().enumerate() {
+            let _layer = crate::autodiff::anomaly::scope_with(|| format!("maf.{i}"));
+            let u = conditioner_input(&h, self.cfg.conditioner_clip)?;
+            let (y, l) = h.coupling(&m.forward(&u, Some(c))?, &self.mask, AFFINE, false)?;
             add_logdet(&mut ld, l)?;
             h = y;
         }
@@ -97,7 +111,8 @@ impl Flow for Maf {
                 // Pass k fixes the feature of order k (its parameters depend only on lower orders).
                 let mut x = Tensor::zeros(h.shape(), h.device())?;
                 for _ in 0..self.cfg.dim {
-                    x = h.coupling(&m.forward(&x, Some(c))?, &self.mask, AFFINE, true)?.0;
+                    let u = conditioner_input(&x, self.cfg.conditioner_clip)?;
+                    x = h.coupling(&m.forward(&u, Some(c))?, &self.mask, AFFINE, true)?.0;
                 }
                 h = x;
             }

@@ -41,6 +41,32 @@ pub(crate) fn check_inputs(flow: &str, x: &Tensor, c: &Tensor, dim: usize, cond_
     Ok(())
 }
 
+/// The bound B of the soft-clip u = x / (1 + |x| / B) through which the affine flows' conditioners (MAF's
+/// MADEs, NICE's coupling nets) read their inputs, in the flow's standardised units.
+///
+/// Why: sampling inverts x_i = (z_i - t_i) exp(-s_i) with (t_i, s_i) computed from values the inverse has
+/// just produced itself (x_<i in MAF, the kept half in NICE). A ReLU network is piecewise linear, so beyond
+/// the training data t grows without bound and the raw log-scale runs to -inf, where the soft clamp pins
+/// the expansion at its maximum e^3: a tail draw of z comes out 20x larger and shifted in proportion to the
+/// earlier features, which are the next conditioner's inputs. That feedback, within a layer and from layer
+/// to layer, drew stars hundreds of standard deviations out. Bounding the scale alone (zuko's soft clamp at
+/// +-6.9, nflows' sigmoid scale in (1e-3, 1)) leaves it in place, which is why zuko's MAF does the same;
+/// GalacticFlow's NSF never did because its splines are the identity outside [-B, B].
+///
+/// The soft-clip is a bijection of the conditioner's input, so on the data the flow is as expressive as
+/// before and stays exactly invertible (the inverse knows x_<i), but (t, s) become bounded functions: far
+/// from the data every transform is an affine map of z with bounded coefficients, and nothing feeds back.
+/// Checkpoints written before this have no bound in their config and keep their old behaviour.
+pub const CONDITIONER_CLIP: f32 = 4.0;
+
+/// What a conditioner reads: `x` soft-clipped to (-b, b), or `x` itself for an old checkpoint (`None`).
+pub(crate) fn conditioner_input(x: &Tensor, clip: Option<f32>) -> Result<Tensor> {
+    match clip {
+        Some(b) => Ok(x.softclip(b, false)?.0),
+        None => Ok(x.clone()),
+    }
+}
+
 /// Adds one layer's log-determinant to the running total (None before the first layer).
 pub(crate) fn add_logdet(total: &mut Option<Tensor>, ld: Tensor) -> Result<()> {
     *total = Some(match total.take() {

@@ -3,8 +3,9 @@
 //! (ReLU) of the kept half and the condition, then the paper's final diagonal scaling z = y exp(s).
 //! `affine` switches to zuko's variant: y_b = x_b exp(u) + t, u = 3 tanh(raw / 3) from the same MLP.
 //! Each coupling is one `coupling` op on the whole row (the kept half passes through its mask), with the
-//! soft clamp and the log-det sum fused in; only the conditioner's input is gathered.
-use super::{check_inputs, Flow};
+//! soft clamp and the log-det sum fused in; only the conditioner's input is gathered, and soft-clipped
+//! ([`super::CONDITIONER_CLIP`] says why).
+use super::{check_inputs, conditioner_input, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -23,12 +24,24 @@ pub struct NiceConfig {
     pub hidden: Vec<usize>,
     pub affine: bool,
     pub seed: u64,
+    /// The coupling nets read the kept half soft-clipped to (-B, B) ([`super::CONDITIONER_CLIP`]); absent
+    /// (None) in checkpoints written before the bound.
+    #[serde(default)]
+    pub conditioner_clip: Option<f32>,
 }
 
 impl NiceConfig {
     /// GalacticForge's zuko NICE: 30 transforms, hidden (128, 128).
     pub fn galacticforge(dim: usize, cond_dim: usize) -> NiceConfig {
-        NiceConfig { dim, cond_dim, transforms: 30, hidden: vec![128, 128], affine: false, seed: 0 }
+        NiceConfig {
+            dim,
+            cond_dim,
+            transforms: 30,
+            hidden: vec![128, 128],
+            affine: false,
+            seed: 0,
+            conditioner_clip: Some(super::CONDITIONER_CLIP),
+        }
     }
 }
 
@@ -75,7 +88,7 @@ impl Nice {
     /// One coupling of h [B, D]: the net reads the kept half and the condition and returns the packed
     /// parameters [shifts | raw log-scales] of the changed half. Returns (h', log-det [B]).
     fn couple(&self, k: &Coupling, h: &Tensor, c: &Tensor, inverse: bool) -> Result<(Tensor, Tensor)> {
-        let xa = h.gather(1, &k.keep)?;
+        let xa = conditioner_input(&h.gather(1, &k.keep)?, self.cfg.conditioner_clip)?;
         let cb = c.broadcast_to(&[xa.shape()[0], self.cfg.cond_dim])?;
         let theta = k.net.forward(&Tensor::concat(&[&xa, &cb], 1)?)?;
         let kind = if self.cfg.affine { CouplingKind::Affine { clamp: Some(3.0) } } else { CouplingKind::Additive };
@@ -103,7 +116,8 @@ impl Flow for Nice {
         check_inputs("nice", x, c, self.cfg.dim, self.cfg.cond_dim)?;
         let mut h = x.clone();
         let mut ld = self.log_scale.get().sum_all()?.broadcast_to(&[x.shape()[0]])?;
-        for k in &self.couplings {
+        for (i, k) in self.couplings.iter().enumerate() {
+            let _layer = crate::autodiff::anomaly::scope_with(|| format!("nice.{i}"));
             let (y, l) = self.couple(k, &h, c, false)?;
             if self.cfg.affine {
                 ld = ld.add(&l)?;

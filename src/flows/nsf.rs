@@ -137,7 +137,8 @@ impl Flow for Nsf {
         let per = self.cfg.spline.params_per_dim();
         let mut h = x.clone();
         let mut logdet: Option<Tensor> = None;
-        for s in &self.steps {
+        for (i, s) in self.steps.iter().enumerate() {
+            let _layer = crate::autodiff::anomaly::scope_with(|| format!("nsf.{i}"));
             let (y, ld) = s.lu.forward(&h)?;
             add_logdet(&mut logdet, ld)?;
             let parts = y.split(&[da, db], 1)?;

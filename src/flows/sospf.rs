@@ -111,7 +111,8 @@ impl Flow for Sospf {
         let mut h = x.clone();
         let mut ld: Option<Tensor> = None;
         let b = self.cfg.clip;
-        for m in &self.mades {
+        for (i, m) in self.mades.iter().enumerate() {
+            let _layer = crate::autodiff::anomaly::scope_with(|| format!("sospf.{i}"));
             let (y, l1) = softclip(&h, b)?;
             let u = y.scale(1.0 / b)?;
             let (v, l2) = u.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, false)?;

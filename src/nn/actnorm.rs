@@ -61,6 +61,7 @@ impl ActNorm {
 
     /// x -> (exp(log_scale) (x + loc), H W sum log_scale as a scalar tensor).
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let _layer = crate::autodiff::anomaly::scope_of(&self.loc);
         no_grad(|| self.init_from(x))?;
         let (c, hw) = (x.shape()[1], (x.shape()[2] * x.shape()[3]) as f32);
         let ls = self.log_scale.get();

@@ -51,6 +51,7 @@ impl Conv2d {
 
     /// x [N, in, H, W] -> [N, out, OH, OW].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let _layer = crate::autodiff::anomaly::scope_of(&self.w);
         x.conv2d(&self.w.get(), Some(&self.b.get()), self.stride, self.padding)
     }
 }
@@ -73,6 +74,7 @@ impl ConvTranspose2d {
 
     /// x [N, in, H, W] -> [N, out, (H - 1) s - 2p + k, ...].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let _layer = crate::autodiff::anomaly::scope_of(&self.w);
         x.conv_transpose2d(&self.w.get(), Some(&self.b.get()), self.stride, self.padding)
     }
 }

@@ -26,6 +26,7 @@ impl ZeroConv2d {
 
     /// x [N, in, H, W] -> [N, out, H, W].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let _layer = crate::autodiff::anomaly::scope_of(&self.w);
         let y = x.pad2d(1, 1.0)?.conv2d(&self.w.get(), Some(&self.b.get()), 1, 0)?;
         let cout = self.scale.get().numel();
         y.mul(&self.scale.get().scale(3.0)?.exp()?.reshape(&[1, cout, 1, 1])?)

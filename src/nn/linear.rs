@@ -29,6 +29,7 @@ impl Linear {
 
     /// act(x W + b) as one fused op (ops::linear).
     pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        let _layer = crate::autodiff::anomaly::scope_of(&self.w);
         x.linear(&self.w.get(), &self.b.get(), act)
     }
 }

@@ -136,6 +136,7 @@ impl LuLinear {
 
     /// x [B, D] -> (x W, log|det W|) with the log-det a scalar tensor (the same for every row).
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let _layer = crate::autodiff::anomaly::scope_of(&self.lower);
         let (w, ld) = self.weight_and_logdet()?;
         Ok((x.matmul(&w)?, ld))
     }

@@ -19,6 +19,7 @@ pub struct MaskedLinear {
 
 impl MaskedLinear {
     pub fn forward(&self, x: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
+        let _layer = crate::autodiff::anomaly::scope_of(&self.w);
         let mut y = x.masked_linear(&self.w.get(), &self.mask.get(), &self.b.get())?;
         if let (Some(wc), Some(c)) = (&self.wc, c) {
             y = y.add(&c.matmul(&wc.get())?)?;

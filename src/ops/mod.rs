@@ -83,7 +83,7 @@ pub(crate) fn packed_transform<P: bytemuck::Pod + Send + Sync>(
     };
     let mut packed_shape = vec![2];
     packed_shape.extend_from_slice(x.shape());
-    let packed = Tensor::from_op(storage, packed_shape, dev, &[x, theta], move |inp, _, g| {
+    let packed = Tensor::from_op(family, storage, packed_shape, dev, &[x, theta], move |inp, _, g| {
         let (x, th) = (&inp[0], &inp[1]);
         let dev = x.device();
         let (gx, gth) = match (x.storage().cpu(), th.storage().cpu(), g.storage().cpu()) {
@@ -99,7 +99,7 @@ pub(crate) fn packed_transform<P: bytemuck::Pod + Send + Sync>(
             }
         };
         Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?), Some(Tensor::from_storage(gth, th.shape(), dev)?)])
-    });
+    })?;
     Ok((packed.narrow(0, 0, 1)?.reshape(x.shape())?, packed.narrow(0, 1, 1)?.reshape(x.shape())?))
 }
 

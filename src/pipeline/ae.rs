@@ -164,7 +164,7 @@ pub fn train(
     let vars = ae.all_vars();
     let mut opt = Adam::new(vars.clone(), AdamConfig::new(AdamKind::Adam, tc.lr));
     let mut state = AeState::default();
-    if resume {
+    if interrupt::resume_from_checkpoint(ckpt, resume, progress) {
         let ck = checkpoint::load(ckpt)?;
         let bad = |msg: &str| Error::Checkpoint { path: ckpt.display().to_string(), msg: msg.into() };
         if ck.config["autoencoder"] != serde_json::to_value(cfg).unwrap_or_default() {

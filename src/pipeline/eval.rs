@@ -32,6 +32,39 @@ pub struct GalaxyMetrics {
     pub linear_mmd: f64,
     /// 1-D Wasserstein distance per modelled column, physical units.
     pub wasserstein: Vec<f64>,
+    /// Samples with some column beyond 10 and beyond 30 standard deviations of this galaxy's data (from
+    /// its mean), and the farthest sample's distance in those units: an exploding flow shows here first.
+    pub beyond_10_sd: usize,
+    pub beyond_30_sd: usize,
+    pub max_sd: f64,
+}
+
+/// How far out samples lie, in standard deviations of the data per column (from the data's mean): for each
+/// sample the largest |x_c - mean_c| / sd_c over the columns. A non-finite sample counts as infinitely far.
+pub fn tail_distances(data: &[f32], samples: &[f32], d: usize) -> Vec<f64> {
+    let n = (data.len() / d).max(1) as f64;
+    let mean: Vec<f64> = (0..d).map(|c| data.chunks(d).map(|r| f64::from(r[c])).sum::<f64>() / n).collect();
+    let sd: Vec<f64> =
+        (0..d).map(|c| (data.chunks(d).map(|r| (f64::from(r[c]) - mean[c]).powi(2)).sum::<f64>() / n).sqrt()).collect();
+    samples
+        .chunks(d)
+        .map(|r| {
+            (0..d)
+                .map(|c| {
+                    let x = f64::from(r[c]);
+                    if !x.is_finite() {
+                        f64::INFINITY
+                    } else if sd[c] > 0.0 {
+                        (x - mean[c]).abs() / sd[c]
+                    } else if x == mean[c] {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    }
+                })
+                .fold(0.0, f64::max)
+        })
+        .collect()
 }
 
 /// W1 between two samples: the mean |quantile difference| over a common grid of 2000 quantiles.
@@ -145,12 +178,34 @@ pub fn galaxy_metrics(
     let linear_mmd = (0..d).map(|c| ((col_mean(&data, c) - col_mean(samples, c)) / st.star_std[c]).powi(2)).sum();
     let col = |v: &[f32], c: usize| v.chunks(d).map(|r| r[c]).collect::<Vec<f32>>();
     let wasserstein = (0..d).map(|c| wasserstein_1d(&col(&data, c), &col(samples, c))).collect();
-    Ok(GalaxyMetrics { id: g.id.clone(), stars: g.n(), nll, kl, true_nll, linear_mmd, wasserstein })
+    let far = tail_distances(&data, samples, d);
+    Ok(GalaxyMetrics {
+        id: g.id.clone(),
+        stars: g.n(),
+        nll,
+        kl,
+        true_nll,
+        linear_mmd,
+        wasserstein,
+        beyond_10_sd: far.iter().filter(|&&f| f > 10.0).count(),
+        beyond_30_sd: far.iter().filter(|&&f| f > 30.0).count(),
+        max_sd: far.iter().copied().fold(0.0, f64::max),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_distances_are_in_standard_deviations_of_the_data_per_column() {
+        // Column 0: mean 0, sd 1; column 1: mean 10, sd 2.
+        let data = [-1.0, 8.0, 1.0, 12.0];
+        let samples = [0.0, 10.0, 11.0, 10.0, 0.0, 74.0, f32::NAN, 10.0];
+        let f = tail_distances(&data, &samples, 2);
+        assert_eq!(&f[..3], &[0.0, 11.0, 32.0]);
+        assert!(f[3].is_infinite());
+    }
 
     #[test]
     fn wasserstein_of_a_shift_is_the_shift() {

@@ -49,11 +49,25 @@ pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: 
         all.push(galaxy_metrics(&model, g, c, &samples, t, dev)?);
         plots(&out.join("plots"), &g.id, &g.modelled().iter().copied().collect::<Vec<f32>>(), &samples)?;
     }
-    println!("{:<8} {:>7} {:>10} {:>16} {:>10} {:>10}", "galaxy", "stars", "NLL", "exact KL", "true NLL", "lin. MMD");
+    println!(
+        "{:<8} {:>7} {:>10} {:>16} {:>10} {:>10} {:>7} {:>7} {:>8}",
+        "galaxy", "stars", "NLL", "exact KL", "true NLL", "lin. MMD", ">10 sd", ">30 sd", "max sd"
+    );
     for m in &all {
         let kl = m.kl.map_or("-".into(), |(k, se)| format!("{k:.4} ± {se:.4}"));
         let tn = m.true_nll.map_or("-".into(), |v| format!("{v:.4}"));
-        println!("{:<8} {:>7} {:>10.4} {:>16} {:>10} {:>10.2e}", m.id, m.stars, m.nll, kl, tn, m.linear_mmd);
+        println!(
+            "{:<8} {:>7} {:>10.4} {:>16} {:>10} {:>10.2e} {:>7} {:>7} {:>8.1}",
+            m.id, m.stars, m.nll, kl, tn, m.linear_mmd, m.beyond_10_sd, m.beyond_30_sd, m.max_sd
+        );
+    }
+    let (far10, far30) =
+        (all.iter().map(|m| m.beyond_10_sd).sum::<usize>(), all.iter().map(|m| m.beyond_30_sd).sum::<usize>());
+    if far30 > 0 {
+        eprintln!(
+            "warning: {far30} samples lie beyond 30 standard deviations of their galaxy's data ({far10} beyond 10): \
+             the flow's tails are exploding"
+        );
     }
     let mean = |f: &dyn Fn(&GalaxyMetrics) -> Option<f64>| {
         let v: Vec<f64> = all.iter().filter_map(f).collect();
@@ -67,6 +81,8 @@ pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: 
         "mean_exact_kl_nats_per_star": mean(&|m| m.kl.map(|k| k.0)),
         "star_weighted_exact_kl_nats_per_star": star_weighted_kl(&all),
         "mean_linear_mmd": mean(&|m| Some(m.linear_mmd)),
+        "samples_beyond_10_sd": far10,
+        "samples_beyond_30_sd": far30,
         "columns": crate::data::MODELLED.iter().map(|&c| crate::data::COLUMNS[c]).collect::<Vec<_>>(),
         "galaxies": all,
     });

@@ -260,7 +260,7 @@ pub fn train(
         history: Vec::new(),
         position: EpochPosition::default(),
     };
-    if resume {
+    if interrupt::resume_from_checkpoint(ckpt, resume, progress) {
         let ck = checkpoint::load(ckpt)?;
         let bad = |msg: &str| Error::Checkpoint { path: ckpt.display().to_string(), msg: msg.into() };
         if ck.config["glow"] != serde_json::to_value(cfg).unwrap_or_default() {

@@ -49,3 +49,20 @@ impl EpochPosition {
         self.loss_sum / self.seen.max(1) as f64
     }
 }
+
+/// Whether a run asked to `--resume` has a checkpoint to resume from. A run killed before its first
+/// checkpoint (or its first write) left none: it then starts from the beginning, which is exactly what
+/// resuming it means, with a note, so "the same command with --resume" is always the way to continue.
+/// Called with the output lock held, so no other run can be writing `ckpt` meanwhile.
+pub(crate) fn resume_from_checkpoint(ckpt: &Path, resume: bool, progress: bool) -> bool {
+    if resume && !ckpt.exists() {
+        if progress {
+            println!(
+                "no checkpoint {} yet (stopped before its first one?): starting from the beginning",
+                ckpt.display()
+            );
+        }
+        return false;
+    }
+    resume
+}

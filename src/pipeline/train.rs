@@ -239,7 +239,12 @@ pub fn train(
         ));
     }
     let adam = tc.adam()?;
+    if let Some(dir) = ckpt.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    }
     let _lock = crate::io::lock_output(ckpt)?;
+    // The best epoch's file is written under the same lock: a killed run's temporary of it goes too.
+    crate::io::remove_stale_temps(&best_path(ckpt));
     let flow = build_flow(spec, dev)?;
     let trainable = flow.vars();
     let mut opt = Adam::new(trainable.clone(), adam);
@@ -251,7 +256,7 @@ pub fn train(
         best: None,
         position: EpochPosition::default(),
     };
-    if resume {
+    if interrupt::resume_from_checkpoint(ckpt, resume, progress) {
         let ck = checkpoint::load(ckpt)?;
         let bad = |msg: &str| Error::Checkpoint { path: ckpt.display().to_string(), msg: msg.into() };
         if ck.config["checkpoint"] == BEST {

@@ -29,6 +29,20 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// The op's name in anomaly reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Eq => "eq",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+            BinaryOp::CopyA => "broadcast_to",
+        }
+    }
+
     fn code(self) -> u32 {
         match self {
             BinaryOp::Add => 0,
@@ -152,7 +166,7 @@ impl Tensor {
         self.check_same_device(other)?;
         let shape = broadcast_shape(self.shape(), other.shape())?;
         let storage = run(op, self, other, &shape)?;
-        Ok(Tensor::from_op(storage, shape, self.device(), &[self, other], move |inp, out, g| {
+        Tensor::from_op(op.name(), storage, shape, self.device(), &[self, other], move |inp, out, g| {
             let (a, b) = (&inp[0], &inp[1]);
             let (ga, gb) = match op {
                 BinaryOp::Add => (Some(g.clone()), Some(g.clone())),
@@ -175,7 +189,7 @@ impl Tensor {
                 _ => None,
             };
             Ok(vec![ga, gb])
-        }))
+        })
     }
 
     pub fn add(&self, other: &Tensor) -> Result<Tensor> {
@@ -210,9 +224,9 @@ impl Tensor {
             return Err(Error::shape("broadcast_to", format!("{:?} -> {shape:?}", self.shape())));
         }
         let storage = run(BinaryOp::CopyA, self, self, shape)?;
-        Ok(Tensor::from_op(storage, shape.to_vec(), self.device(), &[self], |inp, _, g| {
+        Tensor::from_op("broadcast_to", storage, shape.to_vec(), self.device(), &[self], |inp, _, g| {
             Ok(vec![Some(g.sum_to_shape(inp[0].shape())?)])
-        }))
+        })
     }
 
     /// Sums over the dimensions along which `shape` was broadcast to this tensor's shape.

@@ -166,7 +166,7 @@ fn conv2d_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Params) -> Result<
     let shape = vec![p.batch as usize, p.cout as usize, p.oh as usize, p.ow as usize];
     let mut inputs = vec![x, w];
     inputs.extend(b);
-    Ok(Tensor::from_op(storage, shape, &dev, &inputs, move |inp, _, g| {
+    Tensor::from_op("conv2d", storage, shape, &dev, &inputs, move |inp, _, g| {
         let (x, w) = (&inp[0], &inp[1]);
         let (s, pad) = (p.stride as usize, p.pad as usize);
         let dx = if x.tracks() {
@@ -187,7 +187,7 @@ fn conv2d_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: Params) -> Result<
             out.push(if b.tracks() { Some(bias_grad(g)?) } else { None });
         }
         Ok(out)
-    }))
+    })
 }
 
 impl Tensor {

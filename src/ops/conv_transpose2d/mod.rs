@@ -80,7 +80,7 @@ pub(crate) fn conv_transpose2d_sized(
     let shape = vec![n, p.cout as usize, out[0], out[1]];
     let mut inputs = vec![x, w];
     inputs.extend(b);
-    Ok(Tensor::from_op(storage, shape, &dev, &inputs, move |inp, _, g| {
+    Tensor::from_op("conv_transpose2d", storage, shape, &dev, &inputs, move |inp, _, g| {
         let (x, w) = (&inp[0], &inp[1]);
         let dx = if x.tracks() { Some(g.conv2d(w, None, stride, padding)?) } else { None };
         let dw = if w.tracks() {
@@ -96,7 +96,7 @@ pub(crate) fn conv_transpose2d_sized(
             grads.push(if b.tracks() { Some(bias_grad(g)?) } else { None });
         }
         Ok(grads)
-    }))
+    })
 }
 
 impl Tensor {

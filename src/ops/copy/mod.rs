@@ -123,12 +123,12 @@ impl Tensor {
             sizes.push((off, len));
             off += len;
         }
-        Ok(Tensor::from_op(out, shape, dev, parts, move |inp, _, g| {
+        Tensor::from_op("concat", out, shape, dev, parts, move |inp, _, g| {
             inp.iter()
                 .zip(&sizes)
                 .map(|(t, &(o, l))| if t.tracks() { g.narrow(ax as isize, o, l).map(Some) } else { Ok(None) })
                 .collect()
-        }))
+        })
     }
 
     /// Elements `start..start + len` along `axis`.
@@ -144,13 +144,13 @@ impl Tensor {
         let mut out = dev.alloc(outer * len * inner)?;
         let p = SliceParams::new((outer, inner), (src_n, start), (len, 0), len)?;
         slice_copy(dev, self.storage(), &mut out, p)?;
-        Ok(Tensor::from_op(out, shape, dev, &[self], move |inp, _, g| {
+        Tensor::from_op("narrow", out, shape, dev, &[self], move |inp, _, g| {
             let x = &inp[0];
             let mut dx = Tensor::zeros(x.shape(), x.device())?.storage_owned()?;
             let back = SliceParams::new((outer, inner), (len, 0), (src_n, start), len)?;
             slice_copy(x.device(), g.storage(), &mut dx, back)?;
             Ok(vec![Some(Tensor::from_storage(dx, x.shape(), x.device())?)])
-        }))
+        })
     }
 
     /// Splits along `axis` into parts of the given sizes (which must add up to the axis length).
@@ -190,7 +190,7 @@ impl Tensor {
         };
         let mut shape = self.shape().to_vec();
         shape.swap(r - 2, r - 1);
-        Ok(Tensor::from_op(storage, shape, dev, &[self], |_, _, g| Ok(vec![Some(g.transpose()?)])))
+        Tensor::from_op("transpose", storage, shape, dev, &[self], |_, _, g| Ok(vec![Some(g.transpose()?)]))
     }
 
     /// The storage of a tensor nobody else holds, to be written into (fresh outputs only).

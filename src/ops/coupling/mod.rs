@@ -169,7 +169,7 @@ impl Tensor {
                 rows * d + rows,
             )?,
         };
-        let packed = Tensor::from_op(storage, vec![rows * d + rows], dev, &[self, theta], move |inp, _, g| {
+        let packed = Tensor::from_op("coupling", storage, vec![rows * d + rows], dev, &[self, theta], move |inp, _, g| {
             let (x, th) = (&inp[0], &inp[1]);
             let dev = x.device();
             let (gx, gth) = match (x.storage().cpu(), th.storage().cpu(), g.storage().cpu()) {
@@ -185,7 +185,7 @@ impl Tensor {
                 }
             };
             Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?), Some(Tensor::from_storage(gth, th.shape(), dev)?)])
-        });
+        })?;
         Ok((packed.narrow(0, 0, rows * d)?.reshape(&[rows, d])?, packed.narrow(0, rows * d, rows)?))
     }
 }

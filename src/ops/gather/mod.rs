@@ -89,8 +89,8 @@ impl Tensor {
         let mut shape = self.shape().to_vec();
         shape[ax] = idx.len;
         let idx = idx.clone();
-        Ok(Tensor::from_op(storage, shape, dev, &[self], move |inp, _, g| {
+        Tensor::from_op("gather", storage, shape, dev, &[self], move |inp, _, g| {
             Ok(vec![Some(scatter_add(g, &idx, inp[0].shape(), p)?)])
-        }))
+        })
     }
 }

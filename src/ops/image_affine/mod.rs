@@ -129,7 +129,7 @@ impl Tensor {
                 nx + nl,
             )?,
         };
-        let packed = Tensor::from_op(storage, vec![nx + nl], dev, &[self, theta], move |inp, _, g| {
+        let packed = Tensor::from_op("image_affine", storage, vec![nx + nl], dev, &[self, theta], move |inp, _, g| {
             let (x, th) = (&inp[0], &inp[1]);
             let dev = x.device();
             let (gx, gth) = match (x.storage().cpu(), th.storage().cpu(), g.storage().cpu()) {
@@ -145,7 +145,7 @@ impl Tensor {
                 }
             };
             Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?), Some(Tensor::from_storage(gth, th.shape(), dev)?)])
-        });
+        })?;
         Ok((packed.narrow(0, 0, nx)?.reshape(&s)?, packed.narrow(0, nx, nl)?.reshape(&[batch, ct, s[2], s[3]])?))
     }
 

@@ -83,7 +83,7 @@ impl Tensor {
         let (batch, c, hw) = check(self, w)?;
         let p = Params::new(batch, c, hw, transpose)?;
         let storage = apply(&p, self, w)?;
-        Ok(Tensor::from_op(storage, self.shape().to_vec(), self.device(), &[self, w], move |inp, _, g| {
+        Tensor::from_op("inv_conv1x1", storage, self.shape().to_vec(), self.device(), &[self, w], move |inp, _, g| {
             let (x, w) = (&inp[0], &inp[1]);
             let dx = if x.tracks() {
                 let pt = Params { trans: 1 - p.trans, ..p };
@@ -100,6 +100,6 @@ impl Tensor {
                 Some(weight_grad(&p, g, x)?)
             };
             Ok(vec![dx, dw])
-        }))
+        })
     }
 }

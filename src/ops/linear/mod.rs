@@ -49,8 +49,7 @@ impl Tensor {
             return act.apply(self.matmul(w)?.add(b)?);
         };
         let y = cpu::forward(xv, wv, bv, m, k, n, act);
-        Ok(Tensor::from_op(
-            crate::backend::Storage::Cpu(y),
+        Tensor::from_op("linear", crate::backend::Storage::Cpu(y),
             vec![m, n],
             self.device(),
             &[self, w, b],
@@ -68,6 +67,6 @@ impl Tensor {
                 let t = |v: Option<Vec<f32>>, shape: &[usize]| v.map(|v| Tensor::from_vec(v, shape, dev)).transpose();
                 Ok(vec![t(dx, &[m, k])?, t(dw, &[k, n])?, t(b.tracks().then_some(db), &[n])?])
             },
-        ))
+        )
     }
 }

@@ -82,7 +82,7 @@ pub fn lu_weight(
             launch_out(dev, &Launch::elementwise("lu", "lu_fwd", &p, d * d + 1), &st, d * d + 1)?
         }
     };
-    let packed = Tensor::from_op(storage, vec![d * d + 1], dev, &inputs, move |inp, _, g| {
+    let packed = Tensor::from_op("lu", storage, vec![d * d + 1], dev, &inputs, move |inp, _, g| {
         let dev = inp[0].device();
         let cpu: Option<Vec<&[f32]>> = inp.iter().map(|t| t.storage().cpu()).collect();
         let (gl, gu, gs) = match (cpu, g.storage().cpu()) {
@@ -109,6 +109,6 @@ pub fn lu_weight(
             None,
             None,
         ])
-    });
+    })?;
     Ok((packed.narrow(0, 0, d * d)?.reshape(&[d, d])?, packed.narrow(0, d * d, 1)?.reshape(&[])?))
 }

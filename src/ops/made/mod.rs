@@ -116,7 +116,7 @@ impl Tensor {
         };
         let mut shape = self.shape().to_vec();
         *shape.last_mut().unwrap() = n;
-        Ok(Tensor::from_op(storage, shape, dev, &[self, w, mask, b], move |inp, _, g| {
+        Tensor::from_op("made", storage, shape, dev, &[self, w, mask, b], move |inp, _, g| {
             let (x, w, mask, b) = (&inp[0], &inp[1], &inp[2], &inp[3]);
             let dev = x.device();
             let cpu = match (&wm, x.storage().cpu(), mask.storage().cpu(), g.storage().cpu()) {
@@ -161,6 +161,6 @@ impl Tensor {
             };
             let db = if b.tracks() { Some(g.reshape(&[m, n])?.sum(0)?) } else { None };
             Ok(vec![dx, dw, None, db])
-        }))
+        })
     }
 }

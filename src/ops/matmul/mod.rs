@@ -92,7 +92,7 @@ pub fn matmul_t(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
     };
     let mut shape = batch_dims;
     shape.extend([m, n]);
-    Ok(Tensor::from_op(storage, shape, dev, &[a, b], move |inp, _, g| {
+    Tensor::from_op("matmul", storage, shape, dev, &[a, b], move |inp, _, g| {
         let (a, b) = (&inp[0], &inp[1]);
         // C = op(A) op(B): d op(A) = g op(B)^T, d op(B) = op(A)^T g; undo op for the stored layout.
         let da = if !a.tracks() {
@@ -108,7 +108,7 @@ pub fn matmul_t(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
             Some(d.sum_to_shape(b.shape())?)
         };
         Ok(vec![da, db])
-    }))
+    })
 }
 
 impl Tensor {

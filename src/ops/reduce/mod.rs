@@ -19,6 +19,18 @@ pub enum ReduceOp {
     LogSumExp,
 }
 
+impl ReduceOp {
+    /// The op's name in anomaly reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::LogSumExp => "logsumexp",
+        }
+    }
+}
+
 /// Mirrors `Params` of the reduce kernels.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -65,7 +77,7 @@ impl Tensor {
         let mut kept = self.shape().to_vec();
         kept[ax] = 1;
         let shape = if keepdim { kept.clone() } else { [&self.shape()[..ax], &self.shape()[ax + 1..]].concat() };
-        Ok(Tensor::from_op(storage, shape, self.device(), &[self], move |inp, out, g| {
+        Tensor::from_op(op.name(), storage, shape, self.device(), &[self], move |inp, out, g| {
             let x = &inp[0];
             let (y, g) = (out.reshape(&kept)?, g.reshape(&kept)?);
             let dx = match op {
@@ -79,7 +91,7 @@ impl Tensor {
                 ReduceOp::LogSumExp => x.sub(&y)?.exp()?.mul(&g)?,
             };
             Ok(vec![Some(dx)])
-        }))
+        })
     }
 
     pub fn sum(&self, axis: isize) -> Result<Tensor> {

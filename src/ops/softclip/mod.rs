@@ -54,7 +54,7 @@ impl Tensor {
         };
         let mut shape = vec![2];
         shape.extend_from_slice(self.shape());
-        let packed = Tensor::from_op(storage, shape, dev, &[self], move |inp, _, g| {
+        let packed = Tensor::from_op("softclip", storage, shape, dev, &[self], move |inp, _, g| {
             let x = &inp[0];
             let dev = x.device();
             let gx = match (x.storage().cpu(), g.storage().cpu()) {
@@ -67,7 +67,7 @@ impl Tensor {
                 )?,
             };
             Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?)])
-        });
+        })?;
         Ok((packed.narrow(0, 0, 1)?.reshape(self.shape())?, packed.narrow(0, 1, 1)?.reshape(self.shape())?))
     }
 }

@@ -36,9 +36,9 @@ impl Tensor {
                 launch_out(self.device(), &l, &[self.storage()], self.numel())?
             }
         };
-        Ok(Tensor::from_op(storage, self.shape().to_vec(), self.device(), &[self], move |_, y, g| {
+        Tensor::from_op("softmax", storage, self.shape().to_vec(), self.device(), &[self], move |_, y, g| {
             let gy = g.mul(y)?.sum_keepdim(ax as isize)?;
             Ok(vec![Some(y.mul(&g.sub(&gy)?)?)])
-        }))
+        })
     }
 }

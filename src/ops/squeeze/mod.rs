@@ -43,7 +43,7 @@ fn run(p: Params, x: &Tensor, to_depth: bool) -> Result<Tensor> {
     };
     let (b, c, h, w) = (p.batch as usize, p.c as usize, p.h as usize, p.w as usize);
     let shape = if to_depth { vec![b, 4 * c, h / 2, w / 2] } else { vec![b, c, h, w] };
-    Ok(Tensor::from_op(storage, shape, x.device(), &[x], move |_, _, g| Ok(vec![Some(run(p, g, !to_depth)?)])))
+    Tensor::from_op("squeeze", storage, shape, x.device(), &[x], move |_, _, g| Ok(vec![Some(run(p, g, !to_depth)?)]))
 }
 
 impl Tensor {

@@ -44,6 +44,22 @@ pub struct Params {
 }
 
 impl UnaryOp {
+    /// The op's name in anomaly reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::Relu => "relu",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Square => "square",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Affine(..) => "affine",
+        }
+    }
+
     /// The kernel parameters for `n` elements.
     pub fn params(self, n: usize) -> Result<Params> {
         let (op, alpha, beta) = match self {
@@ -92,9 +108,9 @@ impl Tensor {
                 launch_out(dev, &Launch::elementwise("unary", "unary_fwd", &p, n), &[self.storage()], n)?
             }
         };
-        Ok(Tensor::from_op(storage, self.shape().to_vec(), dev, &[self], move |inp, out, g| {
+        Tensor::from_op(op.name(), storage, self.shape().to_vec(), dev, &[self], move |inp, out, g| {
             Ok(vec![Some(backward(op, &inp[0], out, g)?)])
-        }))
+        })
     }
 
     pub fn exp(&self) -> Result<Tensor> {
