@@ -154,7 +154,7 @@ impl CudaDevice {
     }
 
     pub fn alloc(&self, len: usize) -> Result<CudaBuffer> {
-        if super::poison() {
+        if super::poisoned() {
             return self.upload_f32(&vec![f32::NAN; len.max(1)]).map(|b| CudaBuffer { len, ..b });
         }
         // SAFETY: every kernel writes each element of its outputs (checked by the poison tests).

@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::kernels::KernelParams;
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Threads per block (workgroup) of every 1-D kernel.
@@ -193,16 +192,28 @@ pub fn launch_count() -> u64 {
     LAUNCHES.get()
 }
 
-static POISON: AtomicBool = AtomicBool::new(false);
-
-/// When on, every GPU output buffer is filled with NaN before its kernel runs, so an element the kernel
-/// fails to write shows up in tests (selftest and the parity tests turn it on).
-pub fn set_poison(on: bool) {
-    POISON.store(on, Ordering::Relaxed);
+thread_local! {
+    static POISON: Cell<bool> = const { Cell::new(false) };
 }
 
-pub(crate) fn poison() -> bool {
-    POISON.load(Ordering::Relaxed)
+/// Runs `f` with every GPU output buffer that this thread allocates filled with NaN before its kernel runs, so
+/// an element the kernel fails to write shows up (selftest, the parity and limit tests). The switch belongs to
+/// the calling thread, as [`with_grid_limit`]'s does: tests running in parallel cannot turn each other's off,
+/// and it is restored when `f` returns or panics (an inner call leaves an outer one on).
+pub fn with_poison<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            POISON.set(self.0);
+        }
+    }
+    let _restore = Restore(POISON.replace(true));
+    f()
+}
+
+/// Whether this thread's GPU outputs are poisoned now ([`with_poison`]).
+pub fn poisoned() -> bool {
+    POISON.get()
 }
 
 impl Device {
@@ -283,7 +294,7 @@ impl Device {
         }
     }
 
-    /// A new f32 buffer of `n` elements for a kernel to write (NaN-filled in poison mode).
+    /// A new f32 buffer of `n` elements for a kernel to write (NaN-filled inside [`with_poison`]).
     pub fn alloc(&self, n: usize) -> Result<Storage> {
         match self {
             Device::Cpu => Ok(Storage::Cpu(vec![0.0; n])),
@@ -414,6 +425,57 @@ mod tests {
 
     const WEBGPU: [u32; 3] = [65_535; 3];
     const CUDA: [u32; 3] = [i32::MAX as u32, 65_535, 65_535];
+
+    /// Two threads poison at once, and the one that turned poison on first turns it off first (as a parallel
+    /// test that ends does): the other stays poisoned, and a third thread that never asked is not poisoned
+    /// meanwhile. With one process-wide switch, B's exit (whether it sets the switch off or restores what it
+    /// found) leaves A unpoisoned.
+    #[test]
+    fn poison_is_per_thread() {
+        use std::sync::Barrier;
+        let (b_on, both_on, b_done) = (Barrier::new(3), Barrier::new(3), Barrier::new(3));
+        std::thread::scope(|s| {
+            let b = s.spawn(|| {
+                with_poison(|| {
+                    b_on.wait();
+                    both_on.wait();
+                });
+                b_done.wait();
+                poisoned()
+            });
+            let a = s.spawn(|| {
+                b_on.wait();
+                with_poison(|| {
+                    both_on.wait();
+                    b_done.wait();
+                    poisoned()
+                })
+            });
+            let c = s.spawn(|| {
+                b_on.wait();
+                both_on.wait();
+                let c = poisoned();
+                b_done.wait();
+                c
+            });
+            assert!(a.join().unwrap(), "another thread turned this thread's poison off");
+            assert!(!b.join().unwrap(), "with_poison left the switch on");
+            assert!(!c.join().unwrap(), "a thread that never asked for poison got it");
+        });
+    }
+
+    /// Nested calls keep the outer one on, and a panic inside still restores the switch.
+    #[test]
+    fn poison_nests_and_survives_panics() {
+        assert!(!poisoned());
+        with_poison(|| {
+            with_poison(|| assert!(poisoned()));
+            assert!(poisoned(), "the inner call turned the outer one off");
+        });
+        assert!(!poisoned());
+        assert!(std::panic::catch_unwind(|| with_poison(|| panic!("inside"))).is_err());
+        assert!(!poisoned());
+    }
 
     /// A parameter struct of the wrong size for the entry is refused before any device sees it (CUDA would
     /// zero-pad a short one into its 128-byte block), as is an entry no kernel file declares.
