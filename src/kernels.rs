@@ -4,7 +4,7 @@
 //!
 //! The parameter blocks: build.rs reads every entry's block from both files ([`abi`]) and fails the build when
 //! they disagree; [`declared::FAMILIES`] holds what it read. Every Rust parameter struct is defined through
-//! [`kernel_params!`], which records its fields in order and the kernels that take it ([`KernelParams`]); the
+//! `kernel_params!`, which records its fields in order and the kernels that take it ([`KernelParams`]); the
 //! test at the end of this file compares the two, and [`crate::backend::Device::launch`] refuses a parameter
 //! struct whose size is not the entry's declared block.
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -39,7 +39,7 @@ pub fn param_bytes(family: &str, entry: &str) -> Option<usize> {
 }
 
 /// A `#[repr(C)]` parameter struct shared with kernels (kernels/README.md, "Calling convention"): the kernels
-/// (family, entry) that take it and its fields in declaration order. Implemented by [`kernel_params!`] only, so
+/// (family, entry) that take it and its fields in declaration order. Implemented by `kernel_params!` only, so
 /// the field list is always the struct's own.
 pub trait KernelParams: bytemuck::Pod {
     /// Every (family, entry) launched with this struct.
