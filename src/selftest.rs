@@ -408,25 +408,22 @@ fn optim_row(kind: AdamKind, device: &Device, rng: &mut StdRng) -> Row {
     }
 }
 
-/// Runs every case on `device` against the CPU. Output poisoning is on for the run.
+/// Runs every case on `device` against the CPU. Output poisoning is on for the run (on this thread).
 pub fn run(device: &Device, seed: u64) -> Vec<Row> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut rows = run_cases(&cases(), device, &mut rng);
-    backend::set_poison(true);
-    for kind in [AdamKind::Adam, AdamKind::AdamW, AdamKind::RAdam] {
-        rows.push(optim_row(kind, device, &mut rng));
-    }
-    backend::set_poison(false);
-    rows
+    backend::with_poison(|| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rows = run_cases(&cases(), device, &mut rng);
+        for kind in [AdamKind::Adam, AdamKind::AdamW, AdamKind::RAdam] {
+            rows.push(optim_row(kind, device, &mut rng));
+        }
+        rows
+    })
 }
 
 /// Runs `cases` on `device` against the CPU, with output poisoning on (the launch-limit tests run their own
 /// cases through this too).
 pub fn run_cases(cases: &[Case], device: &Device, rng: &mut StdRng) -> Vec<Row> {
-    backend::set_poison(true);
-    let rows = cases.iter().map(|c| compare(c, device, rng)).collect();
-    backend::set_poison(false);
-    rows
+    backend::with_poison(|| cases.iter().map(|c| compare(c, device, rng)).collect())
 }
 
 /// The table `gforge selftest` prints.

@@ -56,18 +56,46 @@ fn cuda_matches_cpu() {
 #[test]
 fn poisoned_outputs_expose_unwritten_elements() {
     for dev in wgpu_devices() {
-        backend::set_poison(true);
         let n = 1000;
         let x = Tensor::from_vec((0..n).map(|i| i as f32 / n as f32).collect(), &[n], &dev).unwrap();
         let p = UnaryOp::Exp.params(n - 1).unwrap();
         let l = Launch::elementwise("unary", "unary_fwd", &p, n);
-        let out = dev.alloc(n).unwrap();
-        dev.launch(&l, &[x.storage()], &[&out]).unwrap();
-        let y = dev.download(&out).unwrap();
-        backend::set_poison(false);
+        let y = backend::with_poison(|| {
+            let out = dev.alloc(n).unwrap();
+            dev.launch(&l, &[x.storage()], &[&out]).unwrap();
+            dev.download(&out).unwrap()
+        });
         assert!(y[..n - 1].iter().all(|v| v.is_finite()) && y[n - 1].is_nan(), "{dev}");
         let want: Vec<f32> = (0..n).map(|i| (i as f32 / n as f32).exp()).collect();
         assert!(selftest::rel_err(&y, &want).is_nan());
+    }
+}
+
+/// The poison belongs to the thread: another thread that turned poison on first and leaves its poisoned section
+/// first (as a parallel test does when it ends) does not unpoison this one's outputs.
+#[test]
+fn poison_survives_another_thread_turning_its_own_off() {
+    use std::sync::Barrier;
+    for dev in wgpu_devices() {
+        let (other_on, both_on, other_done) = (Barrier::new(2), Barrier::new(2), Barrier::new(2));
+        std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                backend::with_poison(|| {
+                    other_on.wait();
+                    both_on.wait();
+                });
+                other_done.wait();
+            });
+            other_on.wait();
+            let y = backend::with_poison(|| {
+                both_on.wait();
+                other_done.wait();
+                let out = dev.alloc(777).unwrap();
+                dev.download(&out).unwrap()
+            });
+            other.join().unwrap();
+            assert!(y.len() == 777 && y.iter().all(|v| v.is_nan()), "{dev}: an output was allocated unpoisoned");
+        });
     }
 }
 

@@ -45,7 +45,9 @@ impl CudaBuffer {
 }
 
 /// The parameter struct as the kernel's first argument: a `.param .align 4 .b8 p[SIZE]` reads its
-/// first SIZE bytes from here. 128 bytes covers every family's struct (kernels/README.md).
+/// first SIZE bytes from here. 128 bytes covers every family's struct (kernels/README.md); the struct is
+/// exactly SIZE bytes (`Device::launch` checks it against the size build.rs read from the kernel), so the
+/// zeros past it are never read as fields.
 #[repr(C, align(4))]
 #[derive(Clone, Copy)]
 struct ParamBlock([u8; 128]);
@@ -152,7 +154,7 @@ impl CudaDevice {
     }
 
     pub fn alloc(&self, len: usize) -> Result<CudaBuffer> {
-        if super::poison() {
+        if super::poisoned() {
             return self.upload_f32(&vec![f32::NAN; len.max(1)]).map(|b| CudaBuffer { len, ..b });
         }
         // SAFETY: every kernel writes each element of its outputs (checked by the poison tests).

@@ -10,9 +10,9 @@ pub mod cuda;
 pub mod wgpu;
 
 use crate::error::{Error, Result};
+use crate::kernels::KernelParams;
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Threads per block (workgroup) of every 1-D kernel.
@@ -61,7 +61,8 @@ pub struct Launch<'a> {
     pub family: &'static str,
     /// Entry point in that file.
     pub entry: &'static str,
-    /// The `#[repr(C)]` parameter struct as bytes (4-byte fields).
+    /// The `#[repr(C)]` parameter struct as bytes (4-byte fields); [`Device::launch`] refuses it unless it is
+    /// exactly the entry's declared block ([`crate::kernels::param_bytes`]).
     pub params: &'a [u8],
     /// Blocks (workgroups) to run. Kernels number their blocks linearly and find their place in the op
     /// from that number alone (kernels/README.md, "Grid"), so each backend folds them into whatever grid
@@ -70,17 +71,41 @@ pub struct Launch<'a> {
     pub block: [u32; 3],
 }
 
+/// The constructors take only a struct made for the kernel ([`KernelParams::KERNELS`]); debug builds check it.
+fn params_for<'a, P: KernelParams>(family: &str, entry: &str, params: &'a P) -> &'a [u8] {
+    debug_assert!(
+        P::KERNELS.contains(&(family, entry)),
+        "{family}::{entry} launched with {}, which is the parameter struct of {:?}",
+        std::any::type_name::<P>(),
+        P::KERNELS
+    );
+    bytemuck::bytes_of(params)
+}
+
 impl<'a> Launch<'a> {
     pub fn name(&self) -> String {
         format!("{}::{}", self.family, self.entry)
     }
 
+    /// The parameter block must be exactly the size the kernel declares: a shorter struct would leave the
+    /// kernel reading zeros (CUDA passes a fixed 128-byte block) and a longer one fields it never reads.
+    pub(crate) fn check_params(&self) -> Result<()> {
+        match crate::kernels::param_bytes(self.family, self.entry) {
+            Some(n) if n == self.params.len() => Ok(()),
+            Some(n) => Err(Error::kernel(
+                self.name(),
+                format!("{} bytes of parameters for the kernel's block of {n} bytes", self.params.len()),
+            )),
+            None => Err(Error::kernel(self.name(), "no such kernel in kernels/ and wgsl/")),
+        }
+    }
+
     /// A 1-D kernel over `n` elements in blocks of [`BLOCK`] threads.
-    pub fn elementwise<P: bytemuck::Pod>(family: &'static str, entry: &'static str, params: &'a P, n: usize) -> Self {
+    pub fn elementwise<P: KernelParams>(family: &'static str, entry: &'static str, params: &'a P, n: usize) -> Self {
         Launch {
             family,
             entry,
-            params: bytemuck::bytes_of(params),
+            params: params_for(family, entry, params),
             blocks: n.div_ceil(BLOCK as usize),
             block: [BLOCK, 1, 1],
         }
@@ -88,7 +113,7 @@ impl<'a> Launch<'a> {
 
     /// A kernel along one axis of [outer, n, inner]: `rows` (a block per row) when inner = 1,
     /// else `cols` (a thread per output element).
-    pub fn along_axis<P: bytemuck::Pod>(
+    pub fn along_axis<P: KernelParams>(
         family: &'static str,
         (rows, cols): (&'static str, &'static str),
         params: &'a P,
@@ -103,19 +128,15 @@ impl<'a> Launch<'a> {
     }
 
     /// One block of [`BLOCK`] threads per item (a row, an entry of a weight gradient).
-    pub fn per_block<P: bytemuck::Pod>(family: &'static str, entry: &'static str, params: &'a P, items: usize) -> Self {
-        Launch { family, entry, params: bytemuck::bytes_of(params), blocks: items, block: [BLOCK, 1, 1] }
+    pub fn per_block<P: KernelParams>(family: &'static str, entry: &'static str, params: &'a P, items: usize) -> Self {
+        Launch { family, entry, params: params_for(family, entry, params), blocks: items, block: [BLOCK, 1, 1] }
     }
 
     /// A tiled kernel of 16 x 16 threads per tile over `tiles` = (d0, d1, d2) tiles, d0 fastest in the
     /// block number (kernels/README.md).
-    pub fn tiled<P: bytemuck::Pod>(
-        family: &'static str,
-        entry: &'static str,
-        params: &'a P,
-        tiles: [usize; 3],
-    ) -> Self {
-        Launch { family, entry, params: bytemuck::bytes_of(params), blocks: tiles.iter().product(), block: [16, 16, 1] }
+    pub fn tiled<P: KernelParams>(family: &'static str, entry: &'static str, params: &'a P, tiles: [usize; 3]) -> Self {
+        let params = params_for(family, entry, params);
+        Launch { family, entry, params, blocks: tiles.iter().product(), block: [16, 16, 1] }
     }
 
     /// Threads per block.
@@ -171,16 +192,28 @@ pub fn launch_count() -> u64 {
     LAUNCHES.get()
 }
 
-static POISON: AtomicBool = AtomicBool::new(false);
-
-/// When on, every GPU output buffer is filled with NaN before its kernel runs, so an element the kernel
-/// fails to write shows up in tests (selftest and the parity tests turn it on).
-pub fn set_poison(on: bool) {
-    POISON.store(on, Ordering::Relaxed);
+thread_local! {
+    static POISON: Cell<bool> = const { Cell::new(false) };
 }
 
-pub(crate) fn poison() -> bool {
-    POISON.load(Ordering::Relaxed)
+/// Runs `f` with every GPU output buffer that this thread allocates filled with NaN before its kernel runs, so
+/// an element the kernel fails to write shows up (selftest, the parity and limit tests). The switch belongs to
+/// the calling thread, as [`with_grid_limit`]'s does: tests running in parallel cannot turn each other's off,
+/// and it is restored when `f` returns or panics (an inner call leaves an outer one on).
+pub fn with_poison<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            POISON.set(self.0);
+        }
+    }
+    let _restore = Restore(POISON.replace(true));
+    f()
+}
+
+/// Whether this thread's GPU outputs are poisoned now ([`with_poison`]).
+pub fn poisoned() -> bool {
+    POISON.get()
 }
 
 impl Device {
@@ -261,7 +294,7 @@ impl Device {
         }
     }
 
-    /// A new f32 buffer of `n` elements for a kernel to write (NaN-filled in poison mode).
+    /// A new f32 buffer of `n` elements for a kernel to write (NaN-filled inside [`with_poison`]).
     pub fn alloc(&self, n: usize) -> Result<Storage> {
         match self {
             Device::Cpu => Ok(Storage::Cpu(vec![0.0; n])),
@@ -290,6 +323,7 @@ impl Device {
                 )
             })
         };
+        l.check_params()?;
         match self {
             Device::Cpu => return Err(Error::Device(format!("{} is a GPU kernel; the CPU runs src/ops", l.name()))),
             _ if l.blocks == 0 || (!outputs.is_empty() && outputs.iter().all(|o| o.is_empty())) => return Ok(()),
@@ -391,6 +425,82 @@ mod tests {
 
     const WEBGPU: [u32; 3] = [65_535; 3];
     const CUDA: [u32; 3] = [i32::MAX as u32, 65_535, 65_535];
+
+    /// Two threads poison at once, and the one that turned poison on first turns it off first (as a parallel
+    /// test that ends does): the other stays poisoned, and a third thread that never asked is not poisoned
+    /// meanwhile. With one process-wide switch, B's exit (whether it sets the switch off or restores what it
+    /// found) leaves A unpoisoned.
+    #[test]
+    fn poison_is_per_thread() {
+        use std::sync::Barrier;
+        let (b_on, both_on, b_done) = (Barrier::new(3), Barrier::new(3), Barrier::new(3));
+        std::thread::scope(|s| {
+            let b = s.spawn(|| {
+                with_poison(|| {
+                    b_on.wait();
+                    both_on.wait();
+                });
+                b_done.wait();
+                poisoned()
+            });
+            let a = s.spawn(|| {
+                b_on.wait();
+                with_poison(|| {
+                    both_on.wait();
+                    b_done.wait();
+                    poisoned()
+                })
+            });
+            let c = s.spawn(|| {
+                b_on.wait();
+                both_on.wait();
+                let c = poisoned();
+                b_done.wait();
+                c
+            });
+            assert!(a.join().unwrap(), "another thread turned this thread's poison off");
+            assert!(!b.join().unwrap(), "with_poison left the switch on");
+            assert!(!c.join().unwrap(), "a thread that never asked for poison got it");
+        });
+    }
+
+    /// Nested calls keep the outer one on, and a panic inside still restores the switch.
+    #[test]
+    fn poison_nests_and_survives_panics() {
+        assert!(!poisoned());
+        with_poison(|| {
+            with_poison(|| assert!(poisoned()));
+            assert!(poisoned(), "the inner call turned the outer one off");
+        });
+        assert!(!poisoned());
+        assert!(std::panic::catch_unwind(|| with_poison(|| panic!("inside"))).is_err());
+        assert!(!poisoned());
+    }
+
+    /// A parameter struct of the wrong size for the entry is refused before any device sees it (CUDA would
+    /// zero-pad a short one into its 128-byte block), as is an entry no kernel file declares.
+    #[test]
+    fn launches_check_the_parameter_block_size() {
+        let p = crate::ops::unary::UnaryOp::Exp.params(10).unwrap();
+        let l = Launch::elementwise("unary", "unary_fwd", &p, 10);
+        assert!(l.check_params().is_ok());
+        let short = Launch { params: &l.params[..12], ..l };
+        let e = short.check_params().unwrap_err().to_string();
+        assert!(e.contains("12 bytes of parameters for the kernel's block of 16 bytes"), "{e}");
+        let long = [0u8; 20];
+        assert!(Launch { params: &long, ..l }.check_params().is_err());
+        assert!(Launch { entry: "no_such_entry", ..l }.check_params().is_err());
+        assert!(Device::Cpu.launch(&short, &[], &[]).unwrap_err().to_string().contains("12 bytes"));
+    }
+
+    /// Debug builds refuse a struct made for another kernel at construction.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "unary::unary_fwd launched with")]
+    fn launches_take_only_the_entry_s_own_struct() {
+        let p = crate::ops::softclip::Params::new(10, false, 1.0).unwrap();
+        let _ = Launch::elementwise("unary", "unary_fwd", &p, 10);
+    }
 
     #[test]
     fn grids_fold_past_a_dimension_limit() {

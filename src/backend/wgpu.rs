@@ -233,7 +233,7 @@ impl WgpuDevice {
     }
 
     pub fn alloc(self: &Arc<Self>, len: usize) -> Result<WgpuBuffer> {
-        if super::poison() {
+        if super::poisoned() {
             return self.upload(bytemuck::cast_slice(&vec![f32::NAN; len.max(1)]), len);
         }
         self.buffer(len)

@@ -66,7 +66,7 @@ type PackedBwd<P> = fn(&P, &[f32], &[f32], &[f32]) -> (Vec<f32>, Vec<f32>);
 /// log-determinant as one [2, ..x] buffer, and `<family>_bwd(x, theta, g, gx, gtheta)` takes the packed
 /// upstream gradient. One packed output means the tape sees one op with both upstream gradients at once:
 /// one backward launch, not two. Returns (y, ld), both shaped like `x`.
-pub(crate) fn packed_transform<P: bytemuck::Pod + Send + Sync>(
+pub(crate) fn packed_transform<P: crate::kernels::KernelParams + Send + Sync>(
     x: &Tensor,
     theta: &Tensor,
     p: P,

@@ -12,6 +12,7 @@
 use crate::autodiff::{no_grad, Grads, Var};
 use crate::backend::{Launch, Storage};
 use crate::error::Result;
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,22 +39,22 @@ impl AdamConfig {
     }
 }
 
-/// Mirrors `Params` of `adam_step`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub weight_decay: f32,
-    pub bc1: f32,
-    pub bc2: f32,
-    pub scale: f32,
-    pub use_v: u32,
-    pub decoupled: u32,
-    pub pad: u32,
+kernel_params! {
+    /// Mirrors `Params` of `adam_step`.
+    pub struct Params for [("optim", "adam_step")] {
+        pub n: u32,
+        pub lr: f32,
+        pub beta1: f32,
+        pub beta2: f32,
+        pub eps: f32,
+        pub weight_decay: f32,
+        pub bc1: f32,
+        pub bc2: f32,
+        pub scale: f32,
+        pub use_v: u32,
+        pub decoupled: u32,
+        pub pad: u32,
+    }
 }
 
 /// CPU reference of `adam_step`: returns (p', m', v').

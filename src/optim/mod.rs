@@ -1,6 +1,6 @@
 //! Optimisers (Adam, AdamW, RAdam: one fused kernel, kernels/optim.ptx / wgsl/optim.wgsl), learning-rate
 //! schedules and gradient-norm clipping. Updates run on the parameters' device; nothing is read back.
-mod adam;
+pub(crate) mod adam;
 mod clip;
 mod schedule;
 

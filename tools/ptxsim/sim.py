@@ -152,6 +152,12 @@ class Machine:
         return b, off
 
     def launch(self, e, grid, block, param_bytes, ptrs, reverse=False):
+        # The parameter block must be exactly the declared p[SIZE], as on the host (Device::launch): a short
+        # one would be zero-padded here and read as zeros, a long one would spill into the pointers.
+        if len(param_bytes) != e.params[0][2]:
+            raise SimError('%s: %d bytes of parameters for p[%d]' % (e.name, len(param_bytes), e.params[0][2]))
+        if len(ptrs) != len(e.params) - 1:
+            raise SimError('%s: %d buffers for %d pointer parameters' % (e.name, len(ptrs), len(e.params) - 1))
         pbuf = bytearray(e.param_size)
         pbuf[0:len(param_bytes)] = param_bytes
         for (nm, off, sz), v in zip(e.params[1:], ptrs):

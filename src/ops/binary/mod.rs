@@ -10,6 +10,7 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
 pub const MAX_RANK: usize = 8;
@@ -57,17 +58,17 @@ impl BinaryOp {
     }
 }
 
-/// Mirrors `Params` of the binary kernel.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub op: u32,
-    pub rank: u32,
-    pub pad: u32,
-    pub shape: [u32; MAX_RANK],
-    pub a_strides: [u32; MAX_RANK],
-    pub b_strides: [u32; MAX_RANK],
+kernel_params! {
+    /// Mirrors `Params` of the binary kernel.
+    pub struct Params for [("binary", "binary_fwd")] {
+        pub n: u32,
+        pub op: u32,
+        pub rank: u32,
+        pub pad: u32,
+        pub shape: [u32; MAX_RANK],
+        pub a_strides: [u32; MAX_RANK],
+        pub b_strides: [u32; MAX_RANK],
+    }
 }
 
 /// The broadcast shape of two shapes (NumPy rules).

@@ -20,31 +20,33 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of kernels/conv2d.ptx, kernels/conv_transpose2d.ptx and their WGSL twins (64 bytes).
-/// The op reads x [batch, cin, h, w] and writes [batch, cout, oh, ow] (conv2d_fwd, conv_transpose2d_fwd),
-/// or reads x and g [batch, cout, oh, ow] and writes dw (conv2d_wgrad); kh, kw, stride, pad are the
-/// kernel's. `ksplit` (wgrad only): the batch * oh * ow range each grid.z slice sums, a multiple of 16.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub batch: u32,
-    pub cin: u32,
-    pub h: u32,
-    pub w: u32,
-    pub cout: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub stride: u32,
-    pub pad: u32,
-    pub has_bias: u32,
-    pub ksplit: u32,
-    pub pad0: u32,
-    pub pad1: u32,
-    pub pad2: u32,
+kernel_params! {
+    /// Mirrors `Params` of kernels/conv2d.ptx, kernels/conv_transpose2d.ptx and their WGSL twins (64 bytes).
+    /// The op reads x [batch, cin, h, w] and writes [batch, cout, oh, ow] (conv2d_fwd, conv_transpose2d_fwd),
+    /// or reads x and g [batch, cout, oh, ow] and writes dw (conv2d_wgrad); kh, kw, stride, pad are the
+    /// kernel's. `ksplit` (wgrad only): the batch * oh * ow range each grid.z slice sums, a multiple of 16.
+    #[derive(Default)]
+    pub struct Params for [("conv2d", "conv2d_fwd"), ("conv2d", "conv2d_wgrad"), ("conv_transpose2d", "conv_transpose2d_fwd")] {
+        pub batch: u32,
+        pub cin: u32,
+        pub h: u32,
+        pub w: u32,
+        pub cout: u32,
+        pub oh: u32,
+        pub ow: u32,
+        pub kh: u32,
+        pub kw: u32,
+        pub stride: u32,
+        pub pad: u32,
+        pub has_bias: u32,
+        pub ksplit: u32,
+        pub pad0: u32,
+        pub pad1: u32,
+        pub pad2: u32,
+    }
 }
 
 /// The output tile of one block (kernels/README.md): 64 x 64, 16 x 16 threads.

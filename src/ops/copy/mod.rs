@@ -9,20 +9,21 @@ pub mod cpu;
 use super::{around_axis, u32s};
 use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of `slice_copy`: src [outer, src_n, inner] rows src_off.. -> dst rows dst_off..
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SliceParams {
-    pub outer: u32,
-    pub inner: u32,
-    pub src_n: u32,
-    pub dst_n: u32,
-    pub src_off: u32,
-    pub dst_off: u32,
-    pub len: u32,
-    pub total: u32,
+kernel_params! {
+    /// Mirrors `Params` of `slice_copy`: src [outer, src_n, inner] rows src_off.. -> dst rows dst_off..
+    pub struct SliceParams for [("copy", "slice_copy")] {
+        pub outer: u32,
+        pub inner: u32,
+        pub src_n: u32,
+        pub dst_n: u32,
+        pub src_off: u32,
+        pub dst_off: u32,
+        pub len: u32,
+        pub total: u32,
+    }
 }
 
 impl SliceParams {
@@ -40,14 +41,14 @@ impl SliceParams {
     }
 }
 
-/// Mirrors `Params` of `transpose`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct TransposeParams {
-    pub batch: u32,
-    pub rows: u32,
-    pub cols: u32,
-    pub pad: u32,
+kernel_params! {
+    /// Mirrors `Params` of `transpose`.
+    pub struct TransposeParams for [("copy", "transpose")] {
+        pub batch: u32,
+        pub rows: u32,
+        pub cols: u32,
+        pub pad: u32,
+    }
 }
 
 impl TransposeParams {
@@ -57,19 +58,20 @@ impl TransposeParams {
     }
 }
 
-/// Mirrors `Params` of `fill`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct FillParams {
-    pub n: u32,
-    pub value: f32,
-    pub pad: [u32; 2],
+kernel_params! {
+    /// Mirrors `Params` of `fill`.
+    pub struct FillParams for [("copy", "fill")] {
+        pub n: u32,
+        pub value: f32,
+        pub pad0: u32,
+        pub pad1: u32,
+    }
 }
 
 impl FillParams {
     pub(crate) fn new(n: usize, value: f32) -> Result<Self> {
         let [n] = u32s("fill", [n])?;
-        Ok(FillParams { n, value, pad: [0; 2] })
+        Ok(FillParams { n, value, pad0: 0, pad1: 0 })
     }
 }
 

@@ -24,23 +24,24 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
-/// Mirrors `Params` of the coupling kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub rows: u32,
-    pub d: u32,
-    /// Columns per parameter kind (shift, log-scale) in theta.
-    pub p: u32,
-    pub affine: u32,
-    pub inverse: u32,
-    /// Soft clamp C of the log-scale (0 = none) and 1 / C.
-    pub clamp: f32,
-    pub inv_clamp: f32,
-    pub pad: u32,
+kernel_params! {
+    /// Mirrors `Params` of the coupling kernels.
+    pub struct Params for [("coupling", "coupling_fwd"), ("coupling", "coupling_bwd")] {
+        pub rows: u32,
+        pub d: u32,
+        /// Columns per parameter kind (shift, log-scale) in theta.
+        pub p: u32,
+        pub affine: u32,
+        pub inverse: u32,
+        /// Soft clamp C of the log-scale (0 = none) and 1 / C.
+        pub clamp: f32,
+        pub inv_clamp: f32,
+        pub pad: u32,
+    }
 }
 
 impl Params {

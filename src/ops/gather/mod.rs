@@ -7,17 +7,18 @@ pub mod cpu;
 use super::{around_axis, u32s};
 use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
-/// Mirrors `Params` of `gather` and `scatter_add`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub outer: u32,
-    pub src_n: u32,
-    pub idx_n: u32,
-    pub inner: u32,
+kernel_params! {
+    /// Mirrors `Params` of `gather` and `scatter_add`.
+    pub struct Params for [("gather", "gather"), ("gather", "scatter_add")] {
+        pub outer: u32,
+        pub src_n: u32,
+        pub idx_n: u32,
+        pub inner: u32,
+    }
 }
 
 impl Params {

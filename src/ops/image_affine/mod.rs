@@ -28,27 +28,29 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the image_affine kernels (48 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub batch: u32,
-    pub c: u32,
-    pub hw: u32,
-    /// Leading channels that pass unchanged.
-    pub pass: u32,
-    /// 0 injector, 1 coupling.
-    pub kind: u32,
-    pub inverse: u32,
-    pub r_off: u32,
-    pub t_off: u32,
-    /// Injector: the clamp of s. Coupling: `lo` is the floor m of the scale.
-    pub lo: f32,
-    pub hi: f32,
-    pub pad0: u32,
-    pub pad1: u32,
+kernel_params! {
+    /// Mirrors `Params` of the image_affine kernels (48 bytes).
+    #[derive(Default)]
+    pub struct Params for [("image_affine", "image_affine_fwd"), ("image_affine", "image_affine_bwd")] {
+        pub batch: u32,
+        pub c: u32,
+        pub hw: u32,
+        /// Leading channels that pass unchanged.
+        pub pass: u32,
+        /// 0 injector, 1 coupling.
+        pub kind: u32,
+        pub inverse: u32,
+        pub r_off: u32,
+        pub t_off: u32,
+        /// Injector: the clamp of s. Coupling: `lo` is the floor m of the scale.
+        pub lo: f32,
+        pub hi: f32,
+        pub pad0: u32,
+        pub pad1: u32,
+    }
 }
 
 impl Params {

@@ -18,18 +18,20 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the inv_conv1x1 kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub batch: u32,
-    pub c: u32,
-    /// Pixels per channel plane (H W).
-    pub hw: u32,
-    /// 1: use W^T.
-    pub trans: u32,
+kernel_params! {
+    /// Mirrors `Params` of the inv_conv1x1 kernels.
+    #[derive(Default)]
+    pub struct Params for [("inv_conv1x1", "inv_conv1x1_fwd"), ("inv_conv1x1", "inv_conv1x1_wgrad")] {
+        pub batch: u32,
+        pub c: u32,
+        /// Pixels per channel plane (H W).
+        pub hw: u32,
+        /// 1: use W^T.
+        pub trans: u32,
+    }
 }
 
 impl Params {

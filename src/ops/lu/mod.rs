@@ -16,21 +16,24 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the lu kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub d: u32,
-    pub pad: [u32; 3],
+kernel_params! {
+    /// Mirrors `Params` of the lu kernels.
+    pub struct Params for [("lu", "lu_fwd"), ("lu", "lu_bwd")] {
+        pub d: u32,
+        pub pad0: u32,
+        pub pad1: u32,
+        pub pad2: u32,
+    }
 }
 
 impl Params {
     /// D x D factors; the backward packs [dlower, dupper, dlog_s] into 2 D^2 + D values.
     pub(crate) fn new(d: usize) -> Result<Params> {
         let [_, d] = u32s("lu_weight", [2 * d * d + d, d])?;
-        Ok(Params { d, pad: [0; 3] })
+        Ok(Params { d, pad0: 0, pad1: 0, pad2: 0 })
     }
 }
 

@@ -12,24 +12,25 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Device, Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
-/// Mirrors `Params` of the made kernel (kernels/README.md, "made").
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub trans_a: u32,
-    pub trans_b: u32,
-    /// Multiply op(B) by the mask (stored like b) as its tile is loaded.
-    pub mask_b: u32,
-    /// Multiply C by the mask (stored [m, n] like c) as it is stored.
-    pub mask_c: u32,
-    /// Add bias[j] to C[i, j] as it is stored.
-    pub bias: u32,
+kernel_params! {
+    /// Mirrors `Params` of the made kernel (kernels/README.md, "made").
+    pub struct Params for [("made", "made")] {
+        pub m: u32,
+        pub n: u32,
+        pub k: u32,
+        pub trans_a: u32,
+        pub trans_b: u32,
+        /// Multiply op(B) by the mask (stored like b) as its tile is loaded.
+        pub mask_b: u32,
+        /// Multiply C by the mask (stored [m, n] like c) as it is stored.
+        pub mask_c: u32,
+        /// Add bias[j] to C[i, j] as it is stored.
+        pub bias: u32,
+    }
 }
 
 /// The output tile of one block.

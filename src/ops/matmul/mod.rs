@@ -11,20 +11,21 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the matmul kernel.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub batch: u32,
-    pub trans_a: u32,
-    pub trans_b: u32,
-    pub a_batch_stride: u32,
-    pub b_batch_stride: u32,
+kernel_params! {
+    /// Mirrors `Params` of the matmul kernel.
+    pub struct Params for [("matmul", "matmul")] {
+        pub m: u32,
+        pub n: u32,
+        pub k: u32,
+        pub batch: u32,
+        pub trans_a: u32,
+        pub trans_b: u32,
+        pub a_batch_stride: u32,
+        pub b_batch_stride: u32,
+    }
 }
 
 /// The output tile of one block (kernels/README.md).

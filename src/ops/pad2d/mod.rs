@@ -11,20 +11,22 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the pad2d kernels: `planes` = the product of the leading dimensions; h, w of x.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub planes: u32,
-    pub h: u32,
-    pub w: u32,
-    pub pad: u32,
-    pub value: f32,
-    pub pad0: u32,
-    pub pad1: u32,
-    pub pad2: u32,
+kernel_params! {
+    /// Mirrors `Params` of the pad2d kernels: `planes` = the product of the leading dimensions; h, w of x.
+    #[derive(Default)]
+    pub struct Params for [("pad2d", "pad2d_fwd"), ("pad2d", "pad2d_crop")] {
+        pub planes: u32,
+        pub h: u32,
+        pub w: u32,
+        pub pad: u32,
+        pub value: f32,
+        pub pad0: u32,
+        pub pad1: u32,
+        pub pad2: u32,
+    }
 }
 
 impl Params {

@@ -9,6 +9,7 @@ pub mod cpu;
 use super::{around_axis, launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,14 +32,14 @@ impl ReduceOp {
     }
 }
 
-/// Mirrors `Params` of the reduce kernels.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub outer: u32,
-    pub n: u32,
-    pub inner: u32,
-    pub op: u32,
+kernel_params! {
+    /// Mirrors `Params` of the reduce kernels.
+    pub struct Params for [("reduce", "reduce_rows"), ("reduce", "reduce_cols")] {
+        pub outer: u32,
+        pub n: u32,
+        pub inner: u32,
+        pub op: u32,
+    }
 }
 
 /// The kernel parameters of `op` over [outer, n, inner].

@@ -12,16 +12,17 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the softclip kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub inverse: u32,
-    pub bound: f32,
-    pub inv_bound: f32,
+kernel_params! {
+    /// Mirrors `Params` of the softclip kernels.
+    pub struct Params for [("softclip", "softclip_fwd"), ("softclip", "softclip_bwd")] {
+        pub n: u32,
+        pub inverse: u32,
+        pub bound: f32,
+        pub inv_bound: f32,
+    }
 }
 
 impl Params {

@@ -6,16 +6,17 @@ pub mod cpu;
 use super::{around_axis, launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::Result;
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the softmax kernels.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub outer: u32,
-    pub n: u32,
-    pub inner: u32,
-    pub pad: u32,
+kernel_params! {
+    /// Mirrors `Params` of the softmax kernels.
+    pub struct Params for [("softmax", "softmax_rows"), ("softmax", "softmax_cols")] {
+        pub outer: u32,
+        pub n: u32,
+        pub inner: u32,
+        pub pad: u32,
+    }
 }
 
 /// The kernel parameters over [outer, n, inner].

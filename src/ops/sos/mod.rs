@@ -7,19 +7,21 @@ pub mod cpu;
 
 use super::u32s;
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the sos kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub k: u32,
-    pub r: u32,
-    pub inverse: u32,
-    pub bound: f32,
-    pub iters: u32,
-    pub pad: [u32; 2],
+kernel_params! {
+    /// Mirrors `Params` of the sos kernels.
+    pub struct Params for [("sos", "sos_fwd"), ("sos", "sos_bwd")] {
+        pub n: u32,
+        pub k: u32,
+        pub r: u32,
+        pub inverse: u32,
+        pub bound: f32,
+        pub iters: u32,
+        pub pad0: u32,
+        pub pad1: u32,
+    }
 }
 
 /// K polynomials of degree r; the inverse bisects on [-bound, bound] `iters` times.
@@ -73,6 +75,6 @@ impl SosCfg {
     /// The kernel parameters for `n` elements (and their n P parameters).
     pub(crate) fn params(&self, n: usize, inverse: bool) -> Result<Params> {
         let [.., n, k, r] = u32s("sos", [2 * n, n * self.params_per_dim(), n, self.polynomials, self.degree])?;
-        Ok(Params { n, k, r, inverse: inverse as u32, bound: self.bound, iters: self.iters, pad: [0; 2] })
+        Ok(Params { n, k, r, inverse: inverse as u32, bound: self.bound, iters: self.iters, pad0: 0, pad1: 0 })
     }
 }

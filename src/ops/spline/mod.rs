@@ -7,23 +7,24 @@ pub mod cpu;
 
 use super::u32s;
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
 /// Largest K the kernels support (the CPU reference keeps fixed-size scratch arrays of this size).
 pub const MAX_BINS: usize = 64;
 
-/// Mirrors `Params` of the spline kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub k: u32,
-    pub inverse: u32,
-    pub pad: u32,
-    pub bound: f32,
-    pub min_w: f32,
-    pub min_h: f32,
-    pub min_d: f32,
+kernel_params! {
+    /// Mirrors `Params` of the spline kernels.
+    pub struct Params for [("spline", "spline_fwd"), ("spline", "spline_bwd")] {
+        pub n: u32,
+        pub k: u32,
+        pub inverse: u32,
+        pub pad: u32,
+        pub bound: f32,
+        pub min_w: f32,
+        pub min_h: f32,
+        pub min_d: f32,
+    }
 }
 
 /// Spline shape: bins K on [-bound, bound] and the minimum bin width, height and derivative.

@@ -12,16 +12,18 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Launch, Storage};
 use crate::error::{Error, Result};
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
-/// Mirrors `Params` of the squeeze kernels: x's [batch, c, h, w] (h, w even).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub batch: u32,
-    pub c: u32,
-    pub h: u32,
-    pub w: u32,
+kernel_params! {
+    /// Mirrors `Params` of the squeeze kernels: x's [batch, c, h, w] (h, w even).
+    #[derive(Default)]
+    pub struct Params for [("squeeze", "squeeze_fwd"), ("squeeze", "unsqueeze_fwd")] {
+        pub batch: u32,
+        pub c: u32,
+        pub h: u32,
+        pub w: u32,
+    }
 }
 
 impl Params {

@@ -17,6 +17,7 @@ pub mod cpu;
 use super::{launch_out, u32s};
 use crate::backend::{Device, Launch};
 use crate::error::Result;
+use crate::kernels::kernel_params;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,14 +34,14 @@ pub enum UnaryOp {
     Affine(f32, f32),
 }
 
-/// Mirrors `Params` of the unary kernels.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub op: u32,
-    pub alpha: f32,
-    pub beta: f32,
+kernel_params! {
+    /// Mirrors `Params` of the unary kernels.
+    pub struct Params for [("unary", "unary_fwd"), ("unary", "unary_bwd")] {
+        pub n: u32,
+        pub op: u32,
+        pub alpha: f32,
+        pub beta: f32,
+    }
 }
 
 impl UnaryOp {
