@@ -32,6 +32,24 @@ pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
     }
 }
 
+/// Reads a float64 or float32 .npy file as f64 (values a float32 file holds are exact in f64).
+pub fn read_npy_f64(path: &Path) -> Result<ArrayD<f64>> {
+    let open = || File::open(path).map(BufReader::new).map_err(|e| Error::file(path, e));
+    match ArrayD::<f64>::read_npy(open()?) {
+        Ok(a) => Ok(a),
+        Err(ReadNpyError::WrongDescriptor(_)) => {
+            let a = ArrayD::<f32>::read_npy(open()?).map_err(|e| npy_error(path, e))?;
+            Ok(a.mapv(f64::from))
+        }
+        Err(e) => Err(npy_error(path, e)),
+    }
+}
+
+/// Writes a float64 .npy file atomically.
+pub fn write_npy_f64(path: &Path, a: &ArrayD<f64>) -> Result<()> {
+    write_atomic(path, |w| a.write_npy(w).map_err(std::io::Error::other))
+}
+
 /// An exclusive lock on `<path>.lock`, held while a run writes `path`, so two processes pointed at the
 /// same output cannot interleave their checkpoints. The operating system drops the lock when the process
 /// ends, so a killed run never leaves a stale one (its small file stays until the next run on `path` ends);
