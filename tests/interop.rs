@@ -300,3 +300,38 @@ fn export_refuses_an_nsf_galacticflow_cannot_express_unless_inexact() {
     assert!(warn.contains("warning") && warn.contains("differ"), "{warn}");
     assert!(interop::read(&out).is_ok());
 }
+
+#[test]
+fn flow_log_prob_command_gives_pytorchs_densities_of_an_imported_flow() {
+    let dir = tmpdir("interop-logprob");
+    let ckpt = dir.join("flow.npz");
+    import(&fixture("galacticflow.npz"), &ckpt, &[]);
+    let out = dir.join("logq.npy");
+    let (x, c) = (fixture("galacticflow_x.npy"), fixture("galacticflow_c.npy"));
+    let args = ["flow", "log-prob", "--model", ckpt.to_str().unwrap(), "--stars", x.to_str().unwrap()];
+    let mut per_star = args.to_vec();
+    per_star.extend(["--conditions", c.to_str().unwrap(), "--out", out.to_str().unwrap(), "--device", "cpu"]);
+    let (code, _, err) = gforge(&per_star);
+    assert_eq!(code, 0, "{err}");
+    let ours: Vec<f64> = galactic_forge::io::read_npy_f64(&out).unwrap().iter().copied().collect();
+    let lj = star_log_jacobian(&interop::read(&fixture("galacticflow.npz")).unwrap());
+    let reference: Vec<f64> = read_f64("galacticflow_logp64.npy").iter().map(|v| v + lj).collect();
+    for (o, r) in ours.iter().zip(&reference) {
+        assert!((o - r).abs() <= tolerance(*r), "gforge {o} vs PyTorch {r}");
+    }
+    // One condition for every star: the first star's, so star 0 must agree with PyTorch again.
+    let c0 = read_f64("galacticflow_c.npy")[..3].iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(",");
+    let mut one = args.to_vec();
+    one.extend(["--condition", &c0, "--out", out.to_str().unwrap(), "--device", "cpu"]);
+    let (code, _, err) = gforge(&one);
+    assert_eq!(code, 0, "{err}");
+    let first = galactic_forge::io::read_npy_f64(&out).unwrap()[[0]];
+    assert!((first - reference[0]).abs() <= tolerance(reference[0]), "{first} vs {}", reference[0]);
+    // Conditions that do not fit, and stars of the wrong width: one error line each.
+    let mut bad = args.to_vec();
+    bad.extend(["--conditions", x.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_clear_error(&bad, "expected [64, 3]");
+    let mut bad = vec!["flow", "log-prob", "--model", ckpt.to_str().unwrap(), "--stars", c.to_str().unwrap()];
+    bad.extend(["--condition", &c0, "--out", out.to_str().unwrap()]);
+    assert_clear_error(&bad, "expected [stars, 10]");
+}

@@ -86,9 +86,17 @@ def read_interchange(path):
 def torch_load(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise Refused(f"{path}: not a PyTorch file loadable without pickle code (weights_only=True): "
-                      f"{str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    except Exception as e:  # noqa: BLE001 - one line for any unreadable file
+        msg = str(e)
+        if "WeightsUnpickler error:" in msg:
+            why = msg.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].split(" Please use")[0]
+            if "GLOBAL" in why:
+                why += " (the file pickles Python objects: save the model's state_dict() instead)"
+            else:
+                why += " (damaged, or not a torch.save file)"
+        else:
+            why = msg.splitlines()[0] if msg else type(e).__name__
+        raise Refused(f"{path}: cannot be read as a PyTorch file without running pickle code: {why}")
 
 
 # ------------------------------------------------------------------------------------------------------------
