@@ -131,8 +131,17 @@ fn nsf_inverts_and_log_det_matches_brute_force_jacobian() {
 #[test]
 fn maf_inverts_and_log_det_matches_brute_force_jacobian() {
     for dev in devices() {
-        let cfg = MafConfig { transforms: 3, hidden: vec![24, 24], seed: 4, ..MafConfig::galacticforge(6, 2) };
-        check_flow(&Maf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(11), 0.3, 1e-4);
+        // Ours (3 tanh(r / 3)) and zuko's log-scale (r / (1 + |r / ln 1e-3|), an imported zuko MAF).
+        for zuko_slope in [None, Some(1e-3)] {
+            let cfg = MafConfig {
+                transforms: 3,
+                hidden: vec![24, 24],
+                seed: 4,
+                zuko_slope,
+                ..MafConfig::galacticforge(6, 2)
+            };
+            check_flow(&Maf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(11), 0.3, 1e-4);
+        }
     }
 }
 

@@ -335,3 +335,70 @@ fn flow_log_prob_command_gives_pytorchs_densities_of_an_imported_flow() {
     bad.extend(["--condition", &c0, "--out", out.to_str().unwrap()]);
     assert_clear_error(&bad, "expected [stars, 10]");
 }
+
+#[test]
+fn zuko_maf_imports_with_zukos_log_prob_and_exports_back_exactly() {
+    let dir = tmpdir("interop-zuko");
+    let (ckpt, exported, again) = (dir.join("maf.npz"), dir.join("exported.npz"), dir.join("again.npz"));
+    import(&fixture("zuko_maf.npz"), &ckpt, &[]);
+    let (model, _) = SavedModel::load(&ckpt, &Device::Cpu).unwrap();
+    assert_eq!(model.spec.name(), "maf");
+    assert_eq!(model.standardizer.cond_names, ["log10_Mstars", "tau50", "Z_av"]);
+    let ic = interop::read(&fixture("zuko_maf.npz")).unwrap();
+    let lj = star_log_jacobian(&ic);
+    let ours = gforge_log_q(&ckpt);
+    let reference: Vec<f64> = read_f64("zuko_maf_logp64.npy").iter().map(|v| v + lj).collect();
+    let (d, i) = max_diff(&ours, &reference);
+    eprintln!("zuko MAF, 64 stars: max |log p - zuko float64| = {d:.2e} (star {i})");
+    for (k, (o, r)) in ours.iter().zip(&reference).enumerate() {
+        assert!((o - r).abs() <= tolerance(*r), "star {k}: gforge {o} vs zuko {r}");
+    }
+    // Export gives back zuko's state_dict exactly (weights, masks, orders, base); re-import the same checkpoint.
+    let warn = export(&ckpt, &exported, &[]);
+    assert!(warn.is_empty(), "{warn}");
+    let back = interop::read(&exported).unwrap();
+    assert_eq!((back.kind.as_str(), &back.hyper), ("zuko-maf", &ic.hyper));
+    assert_eq!(ic.tensors, back.tensors);
+    for key in ["mu_names", "mu_vals", "std_names", "std_vals", "star_names", "cond_names"] {
+        assert_eq!(ic.standardisation[key], back.standardisation[key], "standardisation {key}");
+    }
+    import(&exported, &again, &[]);
+    assert_same_weights(&ckpt, &again, "export and re-import");
+}
+
+#[test]
+fn zuko_maf_files_that_do_not_fit_are_refused_and_gforges_own_maf_exports_only_inexactly() {
+    let dir = tmpdir("interop-zuko-bad");
+    let o = dir.join("out.npz");
+    let o = o.to_str().unwrap();
+    let edit = |name: &str, f: &dyn Fn(&mut interop::Interchange)| {
+        let mut ic = interop::read(&fixture("zuko_maf.npz")).unwrap();
+        f(&mut ic);
+        let p = dir.join(name);
+        let t: Vec<_> = ic.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        interop::write(&p, &ic.kind, ic.hyper.clone(), ic.standardisation.clone(), "x.pth", t).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let p = edit("base.npz", &|ic| ic.tensors.get_mut("base.scale").unwrap()[[2]] = 2.0);
+    assert_clear_error(&["import", &p, "--out", o], "the base is not N(0, I)");
+    let p = edit("ctx.npz", &|ic| ic.tensors.get_mut("transform.transforms.1.hyper.0.mask").unwrap()[[3, 11]] = 0.0);
+    assert_clear_error(&["import", &p, "--out", o], "does not connect every context feature");
+    let p = edit("order.npz", &|ic| {
+        ic.tensors.remove("transform.transforms.2.order");
+    });
+    assert_clear_error(&["import", &p, "--out", o], "entry 'transform.transforms.2.order' is missing");
+    let p = edit("hidden.npz", &|ic| ic.hyper["hidden"] = serde_json::json!([8, 9]));
+    assert_clear_error(&["import", &p, "--out", o], "entry 'transform.transforms.0.hyper.2.weight' has shape [8, 8]");
+    assert!(!dir.join("out.npz").exists());
+    // A MAF gforge trained keeps its own log-scale clamp, which zuko cannot express.
+    let ck = dir.join("maf.npz");
+    import(&fixture("zuko_maf.npz"), &ck, &[]);
+    let mut c = checkpoint::load(&ck).unwrap();
+    c.config["flow"].as_object_mut().unwrap().remove("zuko_slope");
+    let (model, _) = SavedModel::from_checkpoint(&ck, checkpoint::load(&ck).unwrap(), &Device::Cpu).unwrap();
+    let trained = dir.join("trained.npz");
+    checkpoint::save(&trained, &galactic_forge::flows::all_vars(model.flow.as_ref()), &c.config).unwrap();
+    assert_clear_error(&["export", trained.to_str().unwrap(), "--out", o], "--inexact");
+    let warn = export(&trained, &dir.join("inexact.npz"), &["--inexact"]);
+    assert!(warn.contains("warning") && warn.contains("zuko"), "{warn}");
+}

@@ -13,16 +13,21 @@ Kinds:
                 GalacticFlow's API writes (`GalacticFlow.save(path)`: a dict with "flow_dict", "flow_hyper" and
                 the Processor's mu/std), or a bare `NSFlow.state_dict()` with `--stats stats.json` (the
                 standardisation, see below) and `--bound` (the spline's B, not in the weights; default 3).
+  zuko-maf      zuko's MAF (zuko.flows.MAF, affine, alternating orders), e.g. GalacticForge's checkpoints (a dict
+                whose "model_state_dict" is the flow's state_dict) or `flow.state_dict()`; `--stats` as above
+                (GalacticForge standardised with GalacticFlow's Processor), else `gforge import --no-standardisation`.
   ae            GalacticForge's autoencoder (final_AE.py, AE_Galaxy): its `state_dict()` (.pth), any depth, width
                 and image side (read from the shapes).
 
   python3 tools/torch_models.py to-gforge galacticflow model.pth model.interchange.npz [--stats stats.json]
+  python3 tools/torch_models.py to-gforge zuko-maf checkpoint_epoch_29_step_921000.pth maf.interchange.npz [--stats ...]
   python3 tools/torch_models.py to-gforge ae AE_Galaxy_final.pth ae.interchange.npz
   python3 tools/torch_models.py from-gforge exported.interchange.npz model.pth
 
 `from-gforge` writes, for a GalacticFlow model, the dict GalacticFlow's API saves (loadable with
-`GalacticFlow("model.pth")` in its safe mode; the bare state_dict is its "flow_dict"), and for the autoencoder
-the state_dict AE_Galaxy loads.
+`GalacticFlow("model.pth")` in its safe mode; the bare state_dict is its "flow_dict"), for a zuko MAF the
+state_dict `zuko.flows.MAF(features, context, transforms, hidden_features=hidden)` loads (zuko >= 1.2 names),
+and for the autoencoder the state_dict AE_Galaxy loads.
 
 stats.json, for a bare NSFlow state_dict (what GalacticFlow's Processor_cond keeps after Data_to_flow):
   {"star_names": ["x", "y", "z", "vx", "vy", "vz", "Z", "feh", "ofe", "age"],
@@ -217,6 +222,51 @@ def galacticflow_from_gforge(cfg, tensors):
 
 
 # ------------------------------------------------------------------------------------------------------------
+# zuko's MAF (zuko.flows.MAF: affine MaskedAutoregressiveTransforms, alternating orders, N(0, I) base), as
+# GalacticForge trained it (a checkpoint dict whose "model_state_dict" is the flow's state_dict)
+# ------------------------------------------------------------------------------------------------------------
+def zuko_maf_to_gforge(path, stats_path, slope):
+    sd = torch_load(path)
+    if not isinstance(sd, dict):
+        raise Refused(f"{path}: holds a {type(sd).__name__}, not a state_dict")
+    if "model_state_dict" in sd:
+        sd = sd["model_state_dict"]
+    sd = dict(sd)
+    for old, new in (("base._0", "base.loc"), ("base._1", "base.scale")):  # zuko < 1.2 named them so
+        if old in sd:
+            sd[new] = sd.pop(old)
+    n = len([k for k in sd if re.match(r"transform\.transforms\.\d+\.order$", k)])
+    if n == 0 or "transform.transforms.0.hyper.0.weight" not in sd:
+        raise Refused(f"{path}: not a zuko MAF state_dict (transform.transforms.N.order / .hyper.0.weight)")
+    layers = sorted(int(m.group(1)) for k in sd if (m := re.match(r"transform\.transforms\.0\.hyper\.(\d+)\.weight$", k)))
+    features = sd["transform.transforms.0.order"].shape[0]
+    hidden = [sd[f"transform.transforms.0.hyper.{i}.weight"].shape[0] for i in layers[:-1]]
+    out = sd[f"transform.transforms.0.hyper.{layers[-1]}.weight"].shape[0]
+    if out != 2 * features:
+        raise Refused(f"{path}: {out} outputs per MADE for {features} features: not an affine MAF (a zuko NSF?)")
+    if any(re.match(r"transform\.transforms\.\d+\.hyper\.\d+\.(0|2)\.", k) for k in sd):
+        raise Refused(f"{path}: residual MADE blocks are not supported")
+    hyper = {"features": features, "context": sd["transform.transforms.0.hyper.0.weight"].shape[1] - features,
+             "transforms": n, "hidden": hidden, "slope": slope}
+    std = stats_from_json(stats_path) if stats_path is not None else None
+    cfg = {"format": FORMAT, "version": VERSION, "kind": "zuko-maf", "hyper": hyper, "standardisation": std,
+           "source": os.path.basename(str(path))}
+    return cfg, {k: v.float() for k, v in sd.items()}
+
+
+def zuko_maf_from_gforge(cfg, tensors):
+    sd = {}
+    for k, v in tensors.items():
+        t = torch.from_numpy(np.array(v, dtype=np.float32))
+        if k.endswith(".order"):
+            t = t.long()
+        elif k.endswith(".mask"):
+            t = t != 0
+        sd[k] = t
+    return sd
+
+
+# ------------------------------------------------------------------------------------------------------------
 # GalacticForge's autoencoder (final_AE.py: encoder = [Conv2d, ReLU] x n, Flatten, Linear;
 # decoder = Linear, Unflatten, [ConvTranspose2d, ReLU] x (n - 1), ConvTranspose2d, Sigmoid)
 # ------------------------------------------------------------------------------------------------------------
@@ -257,10 +307,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("to-gforge", help="PyTorch file -> interchange .npz for `gforge import`")
-    t.add_argument("kind", choices=["galacticflow", "ae"])
+    t.add_argument("kind", choices=["galacticflow", "zuko-maf", "ae"])
     t.add_argument("model")
     t.add_argument("out")
-    t.add_argument("--stats", help="galacticflow: the standardisation as JSON (see the docstring)")
+    t.add_argument("--stats", help="galacticflow, zuko-maf: the standardisation as JSON (see the docstring)")
+    t.add_argument("--zuko-slope", type=float, default=1e-3,
+                   help="zuko-maf: MonotonicAffineTransform's slope (zuko's default 1e-3; not in the weights)")
     t.add_argument("--bound", type=float, default=3.0, help="galacticflow, bare state_dict: the spline's B")
     t.add_argument("--slope", type=float, default=0.2, help="galacticflow, bare state_dict: LeakyReLU slope")
     f = sub.add_parser("from-gforge", help="interchange .npz from `gforge export` -> PyTorch file")
@@ -271,14 +323,17 @@ def main(argv=None):
         if a.cmd == "to-gforge":
             if a.kind == "galacticflow":
                 cfg, tensors = galacticflow_to_gforge(a.model, a.stats, a.bound, a.slope)
+            elif a.kind == "zuko-maf":
+                cfg, tensors = zuko_maf_to_gforge(a.model, a.stats, a.zuko_slope)
             else:
                 cfg, tensors = ae_to_gforge(a.model)
             write_interchange(a.out, cfg, tensors)
             print(f"{a.kind} {cfg['hyper']} -> {a.out}  (now: gforge import {a.out} --out model.npz)")
         else:
             cfg, tensors = read_interchange(a.interchange)
-            obj = galacticflow_from_gforge(cfg, tensors) if cfg["kind"] == "galacticflow" \
-                else ae_from_gforge(cfg, tensors) if cfg["kind"] == "ae" else None
+            conv = {"galacticflow": galacticflow_from_gforge, "zuko-maf": zuko_maf_from_gforge,
+                    "ae": ae_from_gforge}.get(cfg["kind"])
+            obj = conv(cfg, tensors) if conv else None
             if obj is None:
                 raise Refused(f"{a.interchange}: unknown kind {cfg['kind']!r}")
             torch.save(obj, a.out)

@@ -23,12 +23,16 @@ pub struct MafConfig {
     pub transforms: usize,
     pub hidden: Vec<usize>,
     pub seed: u64,
+    /// zuko's log-scale instead of ours: s = r / (1 + |r / ln(slope)|) (MonotonicAffineTransform, slope 1e-3
+    /// by default), the form of an imported zuko MAF (`gforge import`). None: s = B tanh(r / B), B = 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zuko_slope: Option<f32>,
 }
 
 impl MafConfig {
     /// GalacticForge's zuko MAF: 10 transforms, hidden (128, 128).
     pub fn galacticforge(dim: usize, cond_dim: usize) -> MafConfig {
-        MafConfig { dim, cond_dim, transforms: 10, hidden: vec![128, 128], seed: 0 }
+        MafConfig { dim, cond_dim, transforms: 10, hidden: vec![128, 128], seed: 0, zuko_slope: None }
     }
 }
 
@@ -44,7 +48,7 @@ const AFFINE: CouplingKind = CouplingKind::Affine { clamp: Some(SCALE_BOUND) };
 
 impl Maf {
     pub fn new(cfg: MafConfig, dev: &Device) -> Result<Maf> {
-        if cfg.dim < 1 || cfg.transforms == 0 {
+        if cfg.dim < 1 || cfg.transforms == 0 || cfg.zuko_slope.is_some_and(|s| s.is_nan() || s <= 0.0 || s >= 1.0) {
             return Err(Error::Usage(format!("invalid MAF configuration {cfg:?}")));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
@@ -57,6 +61,34 @@ impl Maf {
             .collect::<Result<_>>()?;
         let mask = CouplingMask::new(&vec![0.0; cfg.dim], dev)?;
         Ok(Maf { cfg, mades, mask })
+    }
+}
+
+/// zuko's monotonic affine step on `v` [B, D] with the MADE's output `params` [B, 2D] (shifts, then raw
+/// log-scales): s = r / (1 + |r| / L), L = -ln(slope); forward y = v e^s + t, inverse x = (v - t) e^-s. Returns
+/// (output, log|det| per row). |r| is computed as sqrt(r^2 + 1e-20), which keeps the gradient finite at 0 and
+/// changes no float32 value that matters (|r| < 1e-10 only).
+fn zuko_affine(v: &Tensor, params: &Tensor, slope: f32, inverse: bool) -> Result<(Tensor, Tensor)> {
+    let d = v.shape()[1];
+    let parts = params.split(&[d, d], 1)?;
+    let (shift, raw) = (&parts[0], &parts[1]);
+    let inv_l = -1.0 / slope.ln();
+    let s = raw.div(&raw.square()?.affine(1.0, 1e-20)?.sqrt()?.affine(inv_l, 1.0)?)?;
+    let ld = s.sum(-1)?;
+    if inverse {
+        Ok((v.sub(shift)?.mul(&s.neg()?.exp()?)?, ld.neg()?))
+    } else {
+        Ok((v.mul(&s.exp()?)?.add(shift)?, ld))
+    }
+}
+
+impl Maf {
+    /// One transform's affine step, ours (the fused coupling op) or zuko's.
+    fn step(&self, v: &Tensor, params: &Tensor, inverse: bool) -> Result<(Tensor, Tensor)> {
+        match self.cfg.zuko_slope {
+            Some(slope) => zuko_affine(v, params, slope, inverse),
+            None => v.coupling(params, &self.mask, AFFINE, inverse),
+        }
     }
 }
 
@@ -82,7 +114,7 @@ impl Flow for Maf {
         let mut h = x.clone();
         let mut ld: Option<Tensor> = None;
         for m in &self.mades {
-            let (y, l) = h.coupling(&m.forward(&h, Some(c))?, &self.mask, AFFINE, false)?;
+            let (y, l) = self.step(&h, &m.forward(&h, Some(c))?, false)?;
             add_logdet(&mut ld, l)?;
             h = y;
         }
@@ -97,7 +129,7 @@ impl Flow for Maf {
                 // Pass k fixes the feature of order k (its parameters depend only on lower orders).
                 let mut x = Tensor::zeros(h.shape(), h.device())?;
                 for _ in 0..self.cfg.dim {
-                    x = h.coupling(&m.forward(&x, Some(c))?, &self.mask, AFFINE, true)?.0;
+                    x = self.step(&h, &m.forward(&x, Some(c))?, true)?.0;
                 }
                 h = x;
             }

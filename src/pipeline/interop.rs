@@ -23,7 +23,7 @@ use crate::backend::Device;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::conditions::Standardizer;
 use crate::error::{Error, Result};
-use crate::flows::{all_vars, NsfConfig};
+use crate::flows::{all_vars, MafConfig, NsfConfig};
 use crate::models::{AeConfig, Autoencoder};
 use crate::ops::spline::SplineCfg;
 use crate::tensor::Tensor;
@@ -397,11 +397,192 @@ fn identity_standardizer(cond_dim: usize) -> Standardizer {
     }
 }
 
+/// Our MAF configuration of a zuko MAF (affine, alternating orders).
+fn zuko_maf_config(path: &Path, h: &Value) -> Result<MafConfig> {
+    let hidden = h["hidden"]
+        .as_array()
+        .and_then(|a| a.iter().map(|v| v.as_u64().map(|c| c as usize)).collect::<Option<Vec<_>>>())
+        .filter(|v| !v.is_empty() && v.iter().all(|&c| c > 0))
+        .ok_or_else(|| bad(path, "hyper 'hidden' is missing or not a list of layer widths"))?;
+    let cfg = MafConfig {
+        dim: get_usize(path, h, "features")?,
+        cond_dim: get_usize(path, h, "context")?,
+        transforms: get_usize(path, h, "transforms")?,
+        hidden,
+        seed: 0,
+        zuko_slope: Some(get_f32(path, h, "slope")?),
+    };
+    if cfg.dim != GALACTICFLOW_STARS.len() {
+        return Err(bad(path, format!("the flow models {} features; gforge's star flows model 10", cfg.dim)));
+    }
+    if cfg.cond_dim == 0 || cfg.transforms == 0 {
+        return Err(bad(path, format!("unusable hyperparameters {h} (gforge's flows take conditions)")));
+    }
+    if cfg.zuko_slope.is_some_and(|s| s.is_nan() || s <= 0.0 || s >= 1.0) {
+        return Err(bad(path, format!("slope {:?} is not in (0, 1)", cfg.zuko_slope)));
+    }
+    Ok(cfg)
+}
+
+/// zuko's prefix of transform `i`'s masked linear layer `l`.
+fn zuko_layer(i: usize, l: usize) -> String {
+    format!("transform.transforms.{i}.hyper.{}", 2 * l)
+}
+
+/// Row of zuko's last MADE layer that our output column `k` reads: zuko interleaves (shift, log-scale) per
+/// feature, we keep all shifts, then all log-scales.
+fn zuko_row(k: usize, d: usize) -> usize {
+    if k < d {
+        2 * k
+    } else {
+        2 * (k - d) + 1
+    }
+}
+
+/// Every tensor of our MAF from a zuko MAF's state_dict.
+fn zuko_maf_gather(path: &Path, ic: &Interchange, cfg: &MafConfig) -> Result<BTreeMap<String, ArrayD<f32>>> {
+    let (d, c) = (cfg.dim, cfg.cond_dim);
+    let mut used: Vec<String> = vec!["base.loc".into(), "base.scale".into()];
+    let get = |name: &str, shape: &[usize]| -> Result<&ArrayD<f32>> {
+        let a = ic.tensors.get(name).ok_or_else(|| bad(path, format!("entry '{name}' is missing")))?;
+        if a.shape() != shape {
+            return Err(bad(path, format!("entry '{name}' has shape {:?}, the model needs {shape:?}", a.shape())));
+        }
+        Ok(a)
+    };
+    for (name, want) in [("base.loc", 0.0), ("base.scale", 1.0)] {
+        if get(name, &[d])?.iter().any(|&v| v != want) {
+            return Err(bad(path, format!("entry '{name}' is not {want} everywhere: the base is not N(0, I)")));
+        }
+    }
+    let mut out = BTreeMap::new();
+    let sizes: Vec<usize> = cfg.hidden.iter().copied().chain([2 * d]).collect();
+    for i in 0..cfg.transforms {
+        let order = format!("transform.transforms.{i}.order");
+        get(&order, &[d])?;
+        used.push(order);
+        let mut fan_in = d + c;
+        for (l, &fo) in sizes.iter().enumerate() {
+            let t = zuko_layer(i, l);
+            let (w, b, m) = (
+                get(&format!("{t}.weight"), &[fo, fan_in])?,
+                get(&format!("{t}.bias"), &[fo])?,
+                get(&format!("{t}.mask"), &[fo, fan_in])?,
+            );
+            used.extend([format!("{t}.weight"), format!("{t}.bias"), format!("{t}.mask")]);
+            let last = l + 1 == sizes.len();
+            let row = |k: usize| if last { zuko_row(k, d) } else { k };
+            let cols = if l == 0 { d } else { fan_in };
+            let o = format!("maf.{i}.{l}");
+            out.insert(
+                format!("{o}.w"),
+                ArrayD::from_shape_fn(IxDyn(&[cols, fo]), |ix| w[IxDyn(&[row(ix[1]), ix[0]])]),
+            );
+            out.insert(
+                format!("{o}.mask"),
+                ArrayD::from_shape_fn(IxDyn(&[cols, fo]), |ix| m[IxDyn(&[row(ix[1]), ix[0]])]),
+            );
+            out.insert(format!("{o}.b"), ArrayD::from_shape_fn(IxDyn(&[fo]), |ix| b[IxDyn(&[row(ix[0])])]));
+            if l == 0 {
+                if m.slice(ndarray::s![.., d..]).iter().any(|&v| v != 1.0) {
+                    return Err(bad(
+                        path,
+                        format!("entry '{t}.mask' does not connect every context feature to every unit"),
+                    ));
+                }
+                out.insert(
+                    format!("{o}.wc"),
+                    ArrayD::from_shape_fn(IxDyn(&[c, fo]), |ix| w[IxDyn(&[ix[1], d + ix[0]])]),
+                );
+            }
+            fan_in = fo;
+        }
+    }
+    if let Some(extra) = ic.tensors.keys().find(|k| !used.contains(k)) {
+        return Err(bad(path, format!("entry '{extra}' does not belong to this {} model", ic.kind)));
+    }
+    Ok(out)
+}
+
+/// A zuko MAF state_dict of our MAF (the inverse of `zuko_maf_gather`; masks and orders as float32, which
+/// tools/torch_models.py turns back into bool and int64).
+fn zuko_maf_scatter(cfg: &MafConfig, vars: &[Var]) -> Result<Vec<(String, ArrayD<f32>)>> {
+    let (d, c) = (cfg.dim, cfg.cond_dim);
+    let mut ours = BTreeMap::new();
+    for v in vars {
+        ours.insert(v.name().to_string(), v.get().to_ndarray()?);
+    }
+    let get = |name: String| ours.get(&name).ok_or_else(|| Error::Usage(format!("internal: no tensor '{name}'")));
+    let mut out = vec![
+        ("base.loc".to_string(), ArrayD::zeros(IxDyn(&[d]))),
+        ("base.scale".to_string(), ArrayD::ones(IxDyn(&[d]))),
+    ];
+    let sizes: Vec<usize> = cfg.hidden.iter().copied().chain([2 * d]).collect();
+    for i in 0..cfg.transforms {
+        let order: Vec<f32> =
+            if i % 2 == 0 { (0..d).map(|k| k as f32).collect() } else { (0..d).rev().map(|k| k as f32).collect() };
+        out.push((
+            format!("transform.transforms.{i}.order"),
+            ArrayD::from_shape_vec(IxDyn(&[d]), order).expect("d values"),
+        ));
+        let mut fan_in = d + c;
+        for (l, &fo) in sizes.iter().enumerate() {
+            let (o, t) = (format!("maf.{i}.{l}"), zuko_layer(i, l));
+            let (w, m, b) = (get(format!("{o}.w"))?, get(format!("{o}.mask"))?, get(format!("{o}.b"))?);
+            let last = l + 1 == sizes.len();
+            // Our column of zuko's row r.
+            let col = |r: usize| {
+                if !last {
+                    r
+                } else if r.is_multiple_of(2) {
+                    r / 2
+                } else {
+                    d + r / 2
+                }
+            };
+            let wc = if l == 0 { Some(get(format!("{o}.wc"))?) } else { None };
+            let full = |a: &ArrayD<f32>, ctx: Option<&ArrayD<f32>>, fill: f32| {
+                ArrayD::from_shape_fn(IxDyn(&[fo, fan_in]), |ix| {
+                    let (r, k) = (ix[0], ix[1]);
+                    match (l == 0 && k >= d, ctx) {
+                        (true, Some(cw)) => cw[IxDyn(&[k - d, col(r)])],
+                        (true, None) => fill,
+                        (false, _) => a[IxDyn(&[k, col(r)])],
+                    }
+                })
+            };
+            out.push((format!("{t}.weight"), full(w, wc, 0.0)));
+            out.push((format!("{t}.bias"), ArrayD::from_shape_fn(IxDyn(&[fo]), |ix| b[IxDyn(&[col(ix[0])])])));
+            out.push((format!("{t}.mask"), full(m, None, 1.0)));
+            fan_in = fo;
+        }
+    }
+    Ok(out)
+}
+
 /// Options of `gforge import`.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
     /// Import a flow that carries no standardisation, with z-scoring that changes nothing.
     pub no_standardisation: bool,
+}
+
+/// The standardisation an imported flow carries, or z-scoring that changes nothing when asked for.
+fn flow_standardizer(input: &Path, ic: &Interchange, cond_dim: usize, opts: &ImportOptions) -> Result<Standardizer> {
+    if ic.standardisation.is_null() {
+        if !opts.no_standardisation {
+            return Err(bad(
+                input,
+                "carries no standardisation (GalacticFlow's mu/std): convert a file GalacticFlow's API saved, or pass \
+                 --stats to tools/torch_models.py; --no-standardisation imports the flow in its normalised coordinates",
+            ));
+        }
+        return Ok(identity_standardizer(cond_dim));
+    }
+    if opts.no_standardisation {
+        return Err(Error::Usage("--no-standardisation: this file carries its standardisation".into()));
+    }
+    standardizer(input, &ic.standardisation, cond_dim)
 }
 
 /// Converts an interchange file into a gforge checkpoint; returns one line saying what was imported.
@@ -411,22 +592,7 @@ pub fn import(input: &Path, out: &Path, opts: &ImportOptions) -> Result<String> 
     match ic.kind.as_str() {
         "galacticflow" => {
             let cfg = nsf_config(input, &ic.hyper)?;
-            let st = if ic.standardisation.is_null() {
-                if !opts.no_standardisation {
-                    return Err(bad(
-                        input,
-                        "carries no standardisation (GalacticFlow's mu/std): convert a file GalacticFlow's API saved, \
-                         or pass --stats to tools/torch_models.py; --no-standardisation imports the flow in \
-                         GalacticFlow's normalised coordinates",
-                    ));
-                }
-                identity_standardizer(cfg.cond_dim)
-            } else {
-                if opts.no_standardisation {
-                    return Err(Error::Usage("--no-standardisation: this file carries its standardisation".into()));
-                }
-                standardizer(input, &ic.standardisation, cfg.cond_dim)?
-            };
+            let st = flow_standardizer(input, &ic, cfg.cond_dim, opts)?;
             let spec = FlowSpec::Nsf(cfg.clone());
             let flow = super::build_flow(&spec, &Device::Cpu)?;
             let vars = all_vars(flow.as_ref());
@@ -474,7 +640,25 @@ pub fn import(input: &Path, out: &Path, opts: &ImportOptions) -> Result<String> 
                 out.display()
             ))
         }
-        k => Err(bad(input, format!("unknown kind '{k}' (this gforge imports galacticflow and ae)"))),
+        "zuko-maf" => {
+            let cfg = zuko_maf_config(input, &ic.hyper)?;
+            let st = flow_standardizer(input, &ic, cfg.cond_dim, opts)?;
+            let spec = FlowSpec::Maf(cfg.clone());
+            let flow = super::build_flow(&spec, &Device::Cpu)?;
+            let vars = all_vars(flow.as_ref());
+            let tensors = zuko_maf_gather(input, &ic, &cfg)?;
+            let config = json!({"checkpoint": "imported", "flow": spec, "standardizer": st, "imported": imported});
+            Checkpoint { config: config.clone(), tensors }.restore(input, &vars, &Device::Cpu)?;
+            checkpoint::save(out, &vars, &config)?;
+            Ok(format!(
+                "zuko MAF ({} transforms, hidden {:?}, conditions {}) -> {}",
+                cfg.transforms,
+                cfg.hidden,
+                st.cond_names.join(", "),
+                out.display()
+            ))
+        }
+        k => Err(bad(input, format!("unknown kind '{k}' (this gforge imports galacticflow, zuko-maf and ae)"))),
     }
 }
 
@@ -507,9 +691,28 @@ pub fn export(input: &Path, out: &Path, opts: &ExportOptions) -> Result<(String,
         ));
     }
     let (model, _) = SavedModel::load(input, &Device::Cpu)?;
+    if let FlowSpec::Maf(cfg) = &model.spec {
+        let mut warning = None;
+        let Some(slope) = cfg.zuko_slope.or(opts.inexact.then_some(1e-3)) else {
+            return Err(Error::Usage(format!(
+                "{}: this MAF uses gforge's log-scale clamp 3 tanh(r / 3), not zuko's soft clip, so zuko would compute \
+                 another density; --inexact exports it anyway",
+                input.display()
+            )));
+        };
+        if cfg.zuko_slope.is_none() {
+            warning = Some("this MAF's log-scale clamp is gforge's, not zuko's: its densities in zuko differ".into());
+        }
+        let t = zuko_maf_scatter(cfg, &all_vars(model.flow.as_ref()))?;
+        let short = |v: f32| v.to_string().parse::<f64>().unwrap_or(f64::from(v));
+        let h = json!({"features": cfg.dim, "context": cfg.cond_dim, "transforms": cfg.transforms,
+                       "hidden": cfg.hidden, "slope": short(slope)});
+        write(out, "zuko-maf", h, processor_state(&model.standardizer), &source, t)?;
+        return Ok((format!("MAF -> zuko MAF ({} transforms) -> {}", cfg.transforms, out.display()), warning));
+    }
     let FlowSpec::Nsf(cfg) = &model.spec else {
         return Err(Error::Usage(format!(
-            "{}: a {} flow; export writes GalacticFlow's NSFlow and GalacticForge's autoencoder",
+            "{}: a {} flow; export writes GalacticFlow's NSFlow, zuko's MAF and GalacticForge's autoencoder",
             input.display(),
             model.spec.name()
         )));

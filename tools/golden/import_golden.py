@@ -11,6 +11,10 @@ Writes into tests/fixtures/import/ (committed, so tests need no PyTorch), a few 
   one galaxy per row), and log p per star from GalacticFlow's NSFlow.forward (prior + logdet) on the
   standardised inputs, in float32 as the original code runs (`logp`) and in float64 (`logp64`); both in the
   standardised coordinates (add -sum log std_star for physical units, as GalacticFlow's Processor does);
+- zuko_maf.npz, zuko_maf_logp{,64}.npy: a tiny zuko MAF (3 transforms, hidden (8, 8), 3 conditions; needs
+  `pip install zuko`), saved as GalacticForge saved its zuko runs (a training checkpoint with "model_state_dict",
+  zuko < 1.2's base names), converted with the same statistics given as --stats, and zuko's log p of the same
+  stars (standardised coordinates);
 - ae.npz: a tiny GalacticForge autoencoder (final_AE.py's AE_Galaxy layout: encoder.0/2 Conv2d, encoder.5 Linear;
   decoder.0 Linear, decoder.2/4 ConvTranspose2d; channels 3-4-8, 8 x 8 images, 3 latents) converted the same way;
 - ae_{x,z,y}.npy: images [2, 3, 8, 8] in [0, 1], their latents and reconstructions from PyTorch (float32).
@@ -23,12 +27,13 @@ state_dict keys and the same maths.
 
 Usage: python3 tools/golden/import_golden.py --galacticflow /path/to/GalacticFlow   (CPU, a second)
        python3 tools/golden/import_golden.py --galacticflow ... --verify-export DIR
-  The second form checks gforge's export: DIR holds galacticflow.pth and ae.pth written by
+  The second form checks gforge's export: DIR holds galacticflow.pth, zuko_maf.pth and ae.pth written by
   `gforge export` + `tools/torch_models.py from-gforge` from the imported fixtures; it loads them into the
   original NSFlow / AE layout (strict) and prints max |delta| of log p and reconstructions against the fixtures.
 """
 import argparse
 import importlib
+import json
 import os
 import sys
 import tempfile
@@ -97,10 +102,24 @@ def gf_logp(flow, xs, cs):
     return (ld + prior)
 
 
-def make_galacticflow(fc, tmp):
-    flow = gf_flow(fc)
+def make_inputs():
+    """Statistics, physical stars and conditions shared by the flow fixtures."""
     rng = np.random.default_rng(15)
     mean, std = gf_stats(rng)
+    n = 64
+    z = 1.4 * rng.standard_normal((n, 10))  # standardised coordinates; ~7% beyond |2.5|
+    x = (z * std[:10] + mean[:10]).astype(np.float32)  # physical stars, as a user has them
+    c = np.stack([rng.normal(10.3, 0.6, n), rng.normal(6.1, 2.2, n), rng.normal(0.012, 0.004, n)], 1)
+    np.save(OUT / "galacticflow_x.npy", x)
+    np.save(OUT / "galacticflow_c.npy", c)
+    # GalacticFlow's Processor: log10 applied to M_stars before (v - mu) / std; here c already holds log10 M_stars.
+    xs = (x.astype(np.float64) - mean[:10]) / std[:10]
+    cs = (c - mean[10:]) / std[10:]
+    return mean, std, xs, cs
+
+
+def make_galacticflow(fc, tmp, mean, std, xs, cs):
+    flow = gf_flow(fc)
     names = STARS + CONDS
     api = {"processor": "Processor_cond", "flow": "NSFlow", "processor_args": {},
            "flow_hyper": {**{k: v for k, v in HYPER.items() if k != "network_args"}, "CL": "NSF_CL2",
@@ -117,20 +136,47 @@ def make_galacticflow(fc, tmp):
     cfg, tensors = torch_models.galacticflow_to_gforge(pth, None, 3.0, 0.2)
     torch_models.write_interchange(OUT / "galacticflow.npz", cfg, tensors)
 
-    n = 64
-    z = 1.4 * rng.standard_normal((n, 10))  # standardised coordinates; ~7% beyond |2.5|
-    x = (z * std[:10] + mean[:10]).astype(np.float32)  # physical stars, as a user has them
-    c = np.stack([rng.normal(10.3, 0.6, n), rng.normal(6.1, 2.2, n), rng.normal(0.012, 0.004, n)], 1)
-    # GalacticFlow's Processor: log10 applied to M_stars before (v - mu) / std; here c already holds log10 M_stars.
-    xs = (x.astype(np.float64) - mean[:10]) / std[:10]
-    cs = (c - mean[10:]) / std[10:]
     lp32 = gf_logp(flow, torch.from_numpy(xs.astype(np.float32)), torch.from_numpy(cs.astype(np.float32)))
     lp64 = gf_logp(flow.double(), torch.from_numpy(xs), torch.from_numpy(cs))
-    np.save(OUT / "galacticflow_x.npy", x)
-    np.save(OUT / "galacticflow_c.npy", c)
     np.save(OUT / "galacticflow_logp.npy", lp32.numpy().astype(np.float32))
     np.save(OUT / "galacticflow_logp64.npy", lp64.numpy())
     print(f"galacticflow: log p in [{lp64.min():.3f}, {lp64.max():.3f}], max|f32 - f64| = "
+          f"{(lp32.double() - lp64).abs().max():.2e}, {sum(t.numel() for t in tensors.values())} numbers")
+
+
+def zuko_maf():
+    import zuko
+    torch.manual_seed(18)
+    flow = zuko.flows.MAF(10, 3, transforms=3, hidden_features=(8, 8))
+    gen = torch.Generator().manual_seed(19)
+    with torch.no_grad():
+        for t in flow.transform.transforms:
+            last = t.hyper[-1]
+            last.weight.mul_(3.0)  # log-scales of a few units: zuko's soft clip bends them
+            last.bias.add_(0.5 * torch.randn(last.bias.shape, generator=gen))
+    return flow.eval()
+
+
+def make_zuko_maf(tmp, mean, std, xs, cs):
+    flow = zuko_maf()
+    sd = dict(flow.state_dict())
+    # As GalacticForge saved its zuko runs: a training checkpoint, base buffers under zuko < 1.2's names.
+    sd["base._0"], sd["base._1"] = sd.pop("base.loc"), sd.pop("base.scale")
+    pth = os.path.join(tmp, "maf.pth")
+    torch.save({"epoch": 29, "step": 921000, "model_state_dict": sd, "train_loss": 12.17}, pth)
+    stats = os.path.join(tmp, "stats.json")
+    names = STARS + CONDS
+    with open(stats, "w") as f:
+        json.dump({"star_names": STARS, "cond_names": CONDS, "mean": dict(zip(names, mean.tolist())),
+                   "std": dict(zip(names, std.tolist())), "log10": ["M_stars"]}, f)
+    cfg, tensors = torch_models.zuko_maf_to_gforge(pth, stats, 1e-3)
+    torch_models.write_interchange(OUT / "zuko_maf.npz", cfg, tensors)
+    with torch.no_grad():
+        lp32 = flow(torch.from_numpy(cs.astype(np.float32))).log_prob(torch.from_numpy(xs.astype(np.float32)))
+        lp64 = flow.double()(torch.from_numpy(cs)).log_prob(torch.from_numpy(xs))
+    np.save(OUT / "zuko_maf_logp.npy", lp32.numpy().astype(np.float32))
+    np.save(OUT / "zuko_maf_logp64.npy", lp64.numpy())
+    print(f"zuko MAF: log p in [{lp64.min():.3f}, {lp64.max():.3f}], max|f32 - f64| = "
           f"{(lp32.double() - lp64).abs().max():.2e}, {sum(t.numel() for t in tensors.values())} numbers")
 
 
@@ -177,6 +223,19 @@ def make_ae(tmp):
 
 def verify_export(fc, folder):
     """Loads gforge's exported files into the original layouts and compares with the fixtures."""
+    sd = torch.load(os.path.join(folder, "zuko_maf.pth"), map_location="cpu", weights_only=True)
+    maf = zuko_maf()
+    maf.load_state_dict(sd, strict=True)
+    z = np.load(OUT / "zuko_maf.npz")
+    import json as _json
+    s = _json.loads(bytes(z["__config__"]).decode())["standardisation"]
+    mean, std = np.array(s["mu_vals"]), np.array(s["std_vals"])
+    x = np.load(OUT / "galacticflow_x.npy").astype(np.float64)
+    c = np.load(OUT / "galacticflow_c.npy")
+    with torch.no_grad():
+        lp = maf.double()(torch.from_numpy((c - mean[10:]) / std[10:])).log_prob(
+            torch.from_numpy((x - mean[:10]) / std[:10])).numpy()
+    print(f"zuko MAF export: max|log p - zuko (float64)| = {np.abs(lp - np.load(OUT / 'zuko_maf_logp64.npy')).max():.2e}")
     d = torch.load(os.path.join(folder, "galacticflow.pth"), map_location="cpu", weights_only=True)
     h = d["flow_hyper"]
     na = [v.item() for v in h["network_args"]]
@@ -215,7 +274,9 @@ def main():
         return
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        make_galacticflow(fc, tmp)
+        mean, std, xs, cs = make_inputs()
+        make_galacticflow(fc, tmp, mean, std, xs, cs)
+        make_zuko_maf(tmp, mean, std, xs, cs)
         make_ae(tmp)
 
 
