@@ -148,9 +148,16 @@ fn maf_inverts_and_log_det_matches_brute_force_jacobian() {
 #[test]
 fn nice_inverts_and_log_det_matches_brute_force_jacobian() {
     for dev in devices() {
-        for affine in [false, true] {
-            let cfg =
-                NiceConfig { transforms: 4, hidden: vec![20, 20], affine, seed: 5, ..NiceConfig::galacticforge(7, 2) };
+        // Additive, affine with gforge's clamp, affine with zuko's log-scale (an imported zuko NICE).
+        for (affine, zuko_slope) in [(false, None), (true, None), (true, Some(1e-3))] {
+            let cfg = NiceConfig {
+                transforms: 4,
+                hidden: vec![20, 20],
+                affine,
+                seed: 5,
+                zuko_slope,
+                ..NiceConfig::galacticforge(7, 2)
+            };
             check_flow(&Nice::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(13), 0.3, 1e-4);
         }
     }

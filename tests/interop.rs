@@ -336,34 +336,84 @@ fn flow_log_prob_command_gives_pytorchs_densities_of_an_imported_flow() {
     assert_clear_error(&bad, "expected [stars, 10]");
 }
 
-#[test]
-fn zuko_maf_imports_with_zukos_log_prob_and_exports_back_exactly() {
-    let dir = tmpdir("interop-zuko");
-    let (ckpt, exported, again) = (dir.join("maf.npz"), dir.join("exported.npz"), dir.join("again.npz"));
-    import(&fixture("zuko_maf.npz"), &ckpt, &[]);
+/// A zuko flow fixture (`name`.npz, `name`_logp64.npy): gforge's log p matches zuko's, export gives back zuko's
+/// state_dict exactly, and re-import gives back the same checkpoint.
+fn check_zuko(name: &str, model_name: &str) {
+    let dir = tmpdir(&format!("interop-{name}"));
+    let (ckpt, exported, again) = (dir.join("flow.npz"), dir.join("exported.npz"), dir.join("again.npz"));
+    let file = fixture(&format!("{name}.npz"));
+    import(&file, &ckpt, &[]);
     let (model, _) = SavedModel::load(&ckpt, &Device::Cpu).unwrap();
-    assert_eq!(model.spec.name(), "maf");
+    assert_eq!(model.spec.name(), model_name);
     assert_eq!(model.standardizer.cond_names, ["log10_Mstars", "tau50", "Z_av"]);
-    let ic = interop::read(&fixture("zuko_maf.npz")).unwrap();
+    let ic = interop::read(&file).unwrap();
     let lj = star_log_jacobian(&ic);
     let ours = gforge_log_q(&ckpt);
-    let reference: Vec<f64> = read_f64("zuko_maf_logp64.npy").iter().map(|v| v + lj).collect();
+    let reference: Vec<f64> = read_f64(&format!("{name}_logp64.npy")).iter().map(|v| v + lj).collect();
     let (d, i) = max_diff(&ours, &reference);
-    eprintln!("zuko MAF, 64 stars: max |log p - zuko float64| = {d:.2e} (star {i})");
+    eprintln!("{name}, 64 stars: max |log p - zuko float64| = {d:.2e} (star {i})");
     for (k, (o, r)) in ours.iter().zip(&reference).enumerate() {
-        assert!((o - r).abs() <= tolerance(*r), "star {k}: gforge {o} vs zuko {r}");
+        assert!((o - r).abs() <= tolerance(*r), "{name} star {k}: gforge {o} vs zuko {r}");
     }
+    let spread =
+        reference.iter().cloned().fold(f64::MIN, f64::max) - reference.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(spread > 10.0, "{spread}");
     // Export gives back zuko's state_dict exactly (weights, masks, orders, base); re-import the same checkpoint.
     let warn = export(&ckpt, &exported, &[]);
     assert!(warn.is_empty(), "{warn}");
     let back = interop::read(&exported).unwrap();
-    assert_eq!((back.kind.as_str(), &back.hyper), ("zuko-maf", &ic.hyper));
+    assert_eq!((back.kind.as_str(), &back.hyper), (ic.kind.as_str(), &ic.hyper));
     assert_eq!(ic.tensors, back.tensors);
     for key in ["mu_names", "mu_vals", "std_names", "std_vals", "star_names", "cond_names"] {
         assert_eq!(ic.standardisation[key], back.standardisation[key], "standardisation {key}");
     }
     import(&exported, &again, &[]);
     assert_same_weights(&ckpt, &again, "export and re-import");
+}
+
+#[test]
+fn zuko_maf_imports_with_zukos_log_prob_and_exports_back_exactly() {
+    check_zuko("zuko_maf", "maf");
+}
+
+#[test]
+fn zuko_nice_imports_with_zukos_log_prob_and_exports_back_exactly() {
+    check_zuko("zuko_nice", "nice");
+}
+
+#[test]
+fn zuko_nice_that_does_not_fit_is_refused_and_gforges_own_nice_exports_only_when_it_can() {
+    let dir = tmpdir("interop-nice-bad");
+    let o = dir.join("out.npz");
+    let o = o.to_str().unwrap();
+    let mut ic = interop::read(&fixture("zuko_nice.npz")).unwrap();
+    ic.tensors.get_mut("transform.transforms.1.mask").unwrap()[[4]] = 1.0;
+    let p = dir.join("mask.npz");
+    let t: Vec<_> = ic.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    interop::write(&p, &ic.kind, ic.hyper.clone(), ic.standardisation.clone(), "x.pth", t).unwrap();
+    assert_clear_error(&["import", p.to_str().unwrap(), "--out", o], "randmask");
+    // gforge's NICE: with its final scaling moved off zero, or additive, zuko cannot hold it; with gforge's
+    // own clamp only --inexact exports it.
+    let ck = dir.join("nice.npz");
+    import(&fixture("zuko_nice.npz"), &ck, &[]);
+    let save = |name: &str, edit: &dyn Fn(&mut serde_json::Value), scale: f32| {
+        let mut c = checkpoint::load(&ck).unwrap();
+        edit(&mut c.config);
+        let (model, _) = SavedModel::from_checkpoint(&ck, checkpoint::load(&ck).unwrap(), &Device::Cpu).unwrap();
+        let vars = galactic_forge::flows::all_vars(model.flow.as_ref());
+        let ls = vars.iter().find(|v| v.name() == "nice.log_scale").unwrap();
+        ls.set(Tensor::from_vec(vec![scale; 10], &[10], &Device::Cpu).unwrap());
+        let p = dir.join(name);
+        checkpoint::save(&p, &vars, &c.config).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let p = save("scaled.npz", &|_| {}, 0.1);
+    assert_clear_error(&["export", &p, "--out", o], "final diagonal scaling");
+    let p = save("clamp.npz", &|c| drop(c["flow"].as_object_mut().unwrap().remove("zuko_slope")), 0.0);
+    assert_clear_error(&["export", &p, "--out", o], "--inexact");
+    let warn = export(Path::new(&p), &dir.join("inexact.npz"), &["--inexact"]);
+    assert!(warn.contains("warning") && warn.contains("zuko"), "{warn}");
+    assert!(!dir.join("out.npz").exists());
 }
 
 #[test]

@@ -16,6 +16,7 @@ Kinds:
   zuko-maf      zuko's MAF (zuko.flows.MAF, affine, alternating orders), e.g. GalacticForge's checkpoints (a dict
                 whose "model_state_dict" is the flow's state_dict) or `flow.state_dict()`; `--stats` as above
                 (GalacticForge standardised with GalacticFlow's Processor), else `gforge import --no-standardisation`.
+  zuko-nice     zuko's NICE (zuko.flows.NICE: affine couplings with alternating masks, randmask=False), likewise.
   ae            GalacticForge's autoencoder (final_AE.py, AE_Galaxy): its `state_dict()` (.pth), any depth, width
                 and image side (read from the shapes).
 
@@ -26,7 +27,8 @@ Kinds:
 
 `from-gforge` writes, for a GalacticFlow model, the dict GalacticFlow's API saves (loadable with
 `GalacticFlow("model.pth")` in its safe mode; the bare state_dict is its "flow_dict"), for a zuko MAF the
-state_dict `zuko.flows.MAF(features, context, transforms, hidden_features=hidden)` loads (zuko >= 1.2 names),
+state_dict `zuko.flows.MAF(features, context, transforms, hidden_features=hidden)` (or NICE) loads (zuko >= 1.2
+names),
 and for the autoencoder the state_dict AE_Galaxy loads.
 
 stats.json, for a bare NSFlow state_dict (what GalacticFlow's Processor_cond keeps after Data_to_flow):
@@ -225,7 +227,9 @@ def galacticflow_from_gforge(cfg, tensors):
 # zuko's MAF (zuko.flows.MAF: affine MaskedAutoregressiveTransforms, alternating orders, N(0, I) base), as
 # GalacticForge trained it (a checkpoint dict whose "model_state_dict" is the flow's state_dict)
 # ------------------------------------------------------------------------------------------------------------
-def zuko_maf_to_gforge(path, stats_path, slope):
+def zuko_to_gforge(path, stats_path, slope, kind):
+    """kind "zuko-maf" (MaskedAutoregressiveTransforms: .order, masked .hyper) or "zuko-nice" (coupling
+    transforms: .mask, plain .hyper MLPs on [kept half, context])."""
     sd = torch_load(path)
     if not isinstance(sd, dict):
         raise Refused(f"{path}: holds a {type(sd).__name__}, not a state_dict")
@@ -235,26 +239,34 @@ def zuko_maf_to_gforge(path, stats_path, slope):
     for old, new in (("base._0", "base.loc"), ("base._1", "base.scale")):  # zuko < 1.2 named them so
         if old in sd:
             sd[new] = sd.pop(old)
-    n = len([k for k in sd if re.match(r"transform\.transforms\.\d+\.order$", k)])
+    what = "order" if kind == "zuko-maf" else "mask"
+    n = len([k for k in sd if re.match(rf"transform\.transforms\.\d+\.{what}$", k)])
     if n == 0 or "transform.transforms.0.hyper.0.weight" not in sd:
-        raise Refused(f"{path}: not a zuko MAF state_dict (transform.transforms.N.order / .hyper.0.weight)")
+        other = "zuko-nice" if kind == "zuko-maf" else "zuko-maf"
+        raise Refused(f"{path}: not a {kind} state_dict (no transform.transforms.N.{what}; a {other}?)")
+    if any(re.match(r"transform\.transforms\.\d+\.hyper\.\d+\.(0|2)\.", k) for k in sd):
+        raise Refused(f"{path}: residual blocks are not supported")
     layers = sorted(int(m.group(1)) for k in sd if (m := re.match(r"transform\.transforms\.0\.hyper\.(\d+)\.weight$", k)))
-    features = sd["transform.transforms.0.order"].shape[0]
+    features = sd[f"transform.transforms.0.{what}"].shape[0]
     hidden = [sd[f"transform.transforms.0.hyper.{i}.weight"].shape[0] for i in layers[:-1]]
     out = sd[f"transform.transforms.0.hyper.{layers[-1]}.weight"].shape[0]
-    if out != 2 * features:
-        raise Refused(f"{path}: {out} outputs per MADE for {features} features: not an affine MAF (a zuko NSF?)")
-    if any(re.match(r"transform\.transforms\.\d+\.hyper\.\d+\.(0|2)\.", k) for k in sd):
-        raise Refused(f"{path}: residual MADE blocks are not supported")
-    hyper = {"features": features, "context": sd["transform.transforms.0.hyper.0.weight"].shape[1] - features,
-             "transforms": n, "hidden": hidden, "slope": slope}
+    changed = features if kind == "zuko-maf" else int((~sd["transform.transforms.0.mask"].bool()).sum())
+    if out != 2 * changed:
+        raise Refused(f"{path}: {out} outputs for {changed} transformed features: not affine (a zuko NSF?)")
+    kept = 0 if kind == "zuko-maf" else features - changed
+    context = sd["transform.transforms.0.hyper.0.weight"].shape[1] - (features if kind == "zuko-maf" else kept)
+    hyper = {"features": features, "context": context, "transforms": n, "hidden": hidden, "slope": slope}
     std = stats_from_json(stats_path) if stats_path is not None else None
-    cfg = {"format": FORMAT, "version": VERSION, "kind": "zuko-maf", "hyper": hyper, "standardisation": std,
+    cfg = {"format": FORMAT, "version": VERSION, "kind": kind, "hyper": hyper, "standardisation": std,
            "source": os.path.basename(str(path))}
     return cfg, {k: v.float() for k, v in sd.items()}
 
 
-def zuko_maf_from_gforge(cfg, tensors):
+def zuko_maf_to_gforge(path, stats_path, slope):
+    return zuko_to_gforge(path, stats_path, slope, "zuko-maf")
+
+
+def zuko_from_gforge(cfg, tensors):
     sd = {}
     for k, v in tensors.items():
         t = torch.from_numpy(np.array(v, dtype=np.float32))
@@ -307,12 +319,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("to-gforge", help="PyTorch file -> interchange .npz for `gforge import`")
-    t.add_argument("kind", choices=["galacticflow", "zuko-maf", "ae"])
+    t.add_argument("kind", choices=["galacticflow", "zuko-maf", "zuko-nice", "ae"])
     t.add_argument("model")
     t.add_argument("out")
     t.add_argument("--stats", help="galacticflow, zuko-maf: the standardisation as JSON (see the docstring)")
     t.add_argument("--zuko-slope", type=float, default=1e-3,
-                   help="zuko-maf: MonotonicAffineTransform's slope (zuko's default 1e-3; not in the weights)")
+                   help="zuko-maf, zuko-nice: MonotonicAffineTransform's slope (zuko's default 1e-3; not in the weights)")
     t.add_argument("--bound", type=float, default=3.0, help="galacticflow, bare state_dict: the spline's B")
     t.add_argument("--slope", type=float, default=0.2, help="galacticflow, bare state_dict: LeakyReLU slope")
     f = sub.add_parser("from-gforge", help="interchange .npz from `gforge export` -> PyTorch file")
@@ -323,15 +335,15 @@ def main(argv=None):
         if a.cmd == "to-gforge":
             if a.kind == "galacticflow":
                 cfg, tensors = galacticflow_to_gforge(a.model, a.stats, a.bound, a.slope)
-            elif a.kind == "zuko-maf":
-                cfg, tensors = zuko_maf_to_gforge(a.model, a.stats, a.zuko_slope)
+            elif a.kind in ("zuko-maf", "zuko-nice"):
+                cfg, tensors = zuko_to_gforge(a.model, a.stats, a.zuko_slope, a.kind)
             else:
                 cfg, tensors = ae_to_gforge(a.model)
             write_interchange(a.out, cfg, tensors)
             print(f"{a.kind} {cfg['hyper']} -> {a.out}  (now: gforge import {a.out} --out model.npz)")
         else:
             cfg, tensors = read_interchange(a.interchange)
-            conv = {"galacticflow": galacticflow_from_gforge, "zuko-maf": zuko_maf_from_gforge,
+            conv = {"galacticflow": galacticflow_from_gforge, "zuko-maf": zuko_from_gforge, "zuko-nice": zuko_from_gforge,
                     "ae": ae_from_gforge}.get(cfg["kind"])
             obj = conv(cfg, tensors) if conv else None
             if obj is None:

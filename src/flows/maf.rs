@@ -4,7 +4,7 @@
 //! log-scale soft-clamped as s = B tanh(raw / B), B = 3, so one layer never scales by more than e^±3.
 //! The inverse runs the MADE D times, fixing one more feature in order each pass. The affine step (with the
 //! soft clamp and the log-det sum) is one `coupling` op with a mask of all zeros on the MADE's packed output.
-use super::{add_logdet, check_inputs, Flow};
+use super::{add_logdet, check_inputs, zuko_affine, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -61,24 +61,6 @@ impl Maf {
             .collect::<Result<_>>()?;
         let mask = CouplingMask::new(&vec![0.0; cfg.dim], dev)?;
         Ok(Maf { cfg, mades, mask })
-    }
-}
-
-/// zuko's monotonic affine step on `v` [B, D] with the MADE's output `params` [B, 2D] (shifts, then raw
-/// log-scales): s = r / (1 + |r| / L), L = -ln(slope); forward y = v e^s + t, inverse x = (v - t) e^-s. Returns
-/// (output, log|det| per row). |r| is computed as sqrt(r^2 + 1e-20), which keeps the gradient finite at 0 and
-/// changes no float32 value that matters (|r| < 1e-10 only).
-fn zuko_affine(v: &Tensor, params: &Tensor, slope: f32, inverse: bool) -> Result<(Tensor, Tensor)> {
-    let d = v.shape()[1];
-    let parts = params.split(&[d, d], 1)?;
-    let (shift, raw) = (&parts[0], &parts[1]);
-    let inv_l = -1.0 / slope.ln();
-    let s = raw.div(&raw.square()?.affine(1.0, 1e-20)?.sqrt()?.affine(inv_l, 1.0)?)?;
-    let ld = s.sum(-1)?;
-    if inverse {
-        Ok((v.sub(shift)?.mul(&s.neg()?.exp()?)?, ld.neg()?))
-    } else {
-        Ok((v.mul(&s.exp()?)?.add(shift)?, ld))
     }
 }
 

@@ -23,7 +23,7 @@ use crate::backend::Device;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::conditions::Standardizer;
 use crate::error::{Error, Result};
-use crate::flows::{all_vars, MafConfig, NsfConfig};
+use crate::flows::{all_vars, MafConfig, NiceConfig, NsfConfig};
 use crate::models::{AeConfig, Autoencoder};
 use crate::ops::spline::SplineCfg;
 use crate::tensor::Tensor;
@@ -567,6 +567,143 @@ pub struct ImportOptions {
     pub no_standardisation: bool,
 }
 
+/// features, context, transforms, hidden widths and slope of a zuko flow's hyper.
+fn zuko_hyper(path: &Path, h: &Value) -> Result<(usize, usize, usize, Vec<usize>, f32)> {
+    let hidden = h["hidden"]
+        .as_array()
+        .and_then(|a| a.iter().map(|v| v.as_u64().map(|c| c as usize)).collect::<Option<Vec<_>>>())
+        .filter(|v| !v.is_empty() && v.iter().all(|&c| c > 0))
+        .ok_or_else(|| bad(path, "hyper 'hidden' is missing or not a list of layer widths"))?;
+    let (d, c, t) =
+        (get_usize(path, h, "features")?, get_usize(path, h, "context")?, get_usize(path, h, "transforms")?);
+    let slope = get_f32(path, h, "slope")?;
+    if d != GALACTICFLOW_STARS.len() {
+        return Err(bad(path, format!("the flow models {d} features; gforge's star flows model 10")));
+    }
+    if c == 0 || t == 0 {
+        return Err(bad(path, format!("unusable hyperparameters {h} (gforge's flows take conditions)")));
+    }
+    if slope.is_nan() || slope <= 0.0 || slope >= 1.0 {
+        return Err(bad(path, format!("slope {slope} is not in (0, 1)")));
+    }
+    Ok((d, c, t, hidden, slope))
+}
+
+/// A zuko flow's tensor `name`, of shape `shape`.
+fn zuko_get<'a>(path: &Path, ic: &'a Interchange, name: &str, shape: &[usize]) -> Result<&'a ArrayD<f32>> {
+    let a = ic.tensors.get(name).ok_or_else(|| bad(path, format!("entry '{name}' is missing")))?;
+    if a.shape() != shape {
+        return Err(bad(path, format!("entry '{name}' has shape {:?}, the model needs {shape:?}", a.shape())));
+    }
+    Ok(a)
+}
+
+/// zuko's base must be N(0, I), as ours.
+fn zuko_base(path: &Path, ic: &Interchange, d: usize) -> Result<()> {
+    for (name, want) in [("base.loc", 0.0), ("base.scale", 1.0)] {
+        if zuko_get(path, ic, name, &[d])?.iter().any(|&v| v != want) {
+            return Err(bad(path, format!("entry '{name}' is not {want} everywhere: the base is not N(0, I)")));
+        }
+    }
+    Ok(())
+}
+
+/// Features transformed by NICE coupling `i` (zuko's mask: feature j kept when j % 2 == i % 2).
+fn nice_changed(i: usize, d: usize) -> usize {
+    (0..d).filter(|j| (j + i) % 2 == 1).count()
+}
+
+/// Our NICE (zuko's affine couplings and log-scale) of a zuko NICE.
+fn zuko_nice_config(path: &Path, h: &Value) -> Result<NiceConfig> {
+    let (dim, cond_dim, transforms, hidden, slope) = zuko_hyper(path, h)?;
+    Ok(NiceConfig { dim, cond_dim, transforms, hidden, affine: true, seed: 0, zuko_slope: Some(slope) })
+}
+
+/// Every tensor of our NICE from a zuko NICE's state_dict (plain MLPs on [kept half, context]).
+fn zuko_nice_gather(path: &Path, ic: &Interchange, cfg: &NiceConfig) -> Result<BTreeMap<String, ArrayD<f32>>> {
+    let (d, c) = (cfg.dim, cfg.cond_dim);
+    zuko_base(path, ic, d)?;
+    let mut used: Vec<String> = vec!["base.loc".into(), "base.scale".into()];
+    let mut out = BTreeMap::new();
+    out.insert("nice.log_scale".to_string(), ArrayD::zeros(IxDyn(&[d])));
+    for i in 0..cfg.transforms {
+        let nb = nice_changed(i, d);
+        let mname = format!("transform.transforms.{i}.mask");
+        let mask = zuko_get(path, ic, &mname, &[d])?;
+        if mask.iter().enumerate().any(|(j, &m)| (m != 0.0) != ((j + i) % 2 == 0)) {
+            return Err(bad(
+                path,
+                format!("entry '{mname}' is not zuko's alternating mask (randmask=True is not supported)"),
+            ));
+        }
+        used.push(mname);
+        let sizes: Vec<usize> = cfg.hidden.iter().copied().chain([2 * nb]).collect();
+        let mut fan_in = d - nb + c;
+        for (l, &fo) in sizes.iter().enumerate() {
+            let t = zuko_layer(i, l);
+            let (w, b) = (
+                zuko_get(path, ic, &format!("{t}.weight"), &[fo, fan_in])?,
+                zuko_get(path, ic, &format!("{t}.bias"), &[fo])?,
+            );
+            used.extend([format!("{t}.weight"), format!("{t}.bias")]);
+            let last = l + 1 == sizes.len();
+            let row = |k: usize| if last { zuko_row(k, nb) } else { k };
+            let o = format!("nice.{i}.{l}");
+            out.insert(
+                format!("{o}.w"),
+                ArrayD::from_shape_fn(IxDyn(&[fan_in, fo]), |ix| w[IxDyn(&[row(ix[1]), ix[0]])]),
+            );
+            out.insert(format!("{o}.b"), ArrayD::from_shape_fn(IxDyn(&[fo]), |ix| b[IxDyn(&[row(ix[0])])]));
+            fan_in = fo;
+        }
+    }
+    if let Some(extra) = ic.tensors.keys().find(|k| !used.contains(k)) {
+        return Err(bad(path, format!("entry '{extra}' does not belong to this {} model", ic.kind)));
+    }
+    Ok(out)
+}
+
+/// A zuko NICE state_dict of our NICE (the inverse of `zuko_nice_gather`).
+fn zuko_nice_scatter(cfg: &NiceConfig, vars: &[Var]) -> Result<Vec<(String, ArrayD<f32>)>> {
+    let d = cfg.dim;
+    let mut ours = BTreeMap::new();
+    for v in vars {
+        ours.insert(v.name().to_string(), v.get().to_ndarray()?);
+    }
+    let get = |name: String| ours.get(&name).ok_or_else(|| Error::Usage(format!("internal: no tensor '{name}'")));
+    let mut out = vec![
+        ("base.loc".to_string(), ArrayD::zeros(IxDyn(&[d]))),
+        ("base.scale".to_string(), ArrayD::ones(IxDyn(&[d]))),
+    ];
+    for i in 0..cfg.transforms {
+        let nb = nice_changed(i, d);
+        let mask = ArrayD::from_shape_fn(IxDyn(&[d]), |ix| ((ix[0] + i) % 2 == 0) as u8 as f32);
+        out.push((format!("transform.transforms.{i}.mask"), mask));
+        let layers = cfg.hidden.len() + 1;
+        for l in 0..layers {
+            let (o, t) = (format!("nice.{i}.{l}"), zuko_layer(i, l));
+            let (w, b) = (get(format!("{o}.w"))?, get(format!("{o}.b"))?);
+            let last = l + 1 == layers;
+            let col = |r: usize| {
+                if !last {
+                    r
+                } else if r.is_multiple_of(2) {
+                    r / 2
+                } else {
+                    nb + r / 2
+                }
+            };
+            let (fan_in, fo) = (w.shape()[0], w.shape()[1]);
+            out.push((
+                format!("{t}.weight"),
+                ArrayD::from_shape_fn(IxDyn(&[fo, fan_in]), |ix| w[IxDyn(&[ix[1], col(ix[0])])]),
+            ));
+            out.push((format!("{t}.bias"), ArrayD::from_shape_fn(IxDyn(&[fo]), |ix| b[IxDyn(&[col(ix[0])])])));
+        }
+    }
+    Ok(out)
+}
+
 /// The standardisation an imported flow carries, or z-scoring that changes nothing when asked for.
 fn flow_standardizer(input: &Path, ic: &Interchange, cond_dim: usize, opts: &ImportOptions) -> Result<Standardizer> {
     if ic.standardisation.is_null() {
@@ -658,7 +795,28 @@ pub fn import(input: &Path, out: &Path, opts: &ImportOptions) -> Result<String> 
                 out.display()
             ))
         }
-        k => Err(bad(input, format!("unknown kind '{k}' (this gforge imports galacticflow, zuko-maf and ae)"))),
+        "zuko-nice" => {
+            let cfg = zuko_nice_config(input, &ic.hyper)?;
+            let st = flow_standardizer(input, &ic, cfg.cond_dim, opts)?;
+            let spec = FlowSpec::Nice(cfg.clone());
+            let flow = super::build_flow(&spec, &Device::Cpu)?;
+            let vars = all_vars(flow.as_ref());
+            let tensors = zuko_nice_gather(input, &ic, &cfg)?;
+            let config = json!({"checkpoint": "imported", "flow": spec, "standardizer": st, "imported": imported});
+            Checkpoint { config: config.clone(), tensors }.restore(input, &vars, &Device::Cpu)?;
+            checkpoint::save(out, &vars, &config)?;
+            Ok(format!(
+                "zuko NICE ({} affine couplings, hidden {:?}, conditions {}) -> {}",
+                cfg.transforms,
+                cfg.hidden,
+                st.cond_names.join(", "),
+                out.display()
+            ))
+        }
+        k => Err(bad(
+            input,
+            format!("unknown kind '{k}' (this gforge imports galacticflow, zuko-maf, zuko-nice and ae)"),
+        )),
     }
 }
 
@@ -710,9 +868,41 @@ pub fn export(input: &Path, out: &Path, opts: &ExportOptions) -> Result<(String,
         write(out, "zuko-maf", h, processor_state(&model.standardizer), &source, t)?;
         return Ok((format!("MAF -> zuko MAF ({} transforms) -> {}", cfg.transforms, out.display()), warning));
     }
+    if let FlowSpec::Nice(cfg) = &model.spec {
+        let scaled = model
+            .flow
+            .vars()
+            .iter()
+            .any(|v| v.name() == "nice.log_scale" && v.get().to_vec().is_ok_and(|s| s.iter().any(|&x| x != 0.0)));
+        let what = if !cfg.affine {
+            Some("this NICE is additive; zuko's NICE couples affinely")
+        } else if scaled {
+            Some("this NICE has a final diagonal scaling, which zuko's NICE lacks")
+        } else if cfg.zuko_slope.is_none() {
+            Some("this NICE uses gforge's log-scale clamp 3 tanh(r / 3), not zuko's soft clip")
+        } else {
+            None
+        };
+        if let Some(w) = what {
+            if !cfg.affine || scaled || !opts.inexact {
+                let hint = if cfg.affine && !scaled { "; --inexact exports it anyway" } else { "" };
+                return Err(Error::Usage(format!(
+                    "{}: {w}, so zuko would compute another density{hint}",
+                    input.display()
+                )));
+            }
+        }
+        let t = zuko_nice_scatter(cfg, &all_vars(model.flow.as_ref()))?;
+        let short = |v: f32| v.to_string().parse::<f64>().unwrap_or(f64::from(v));
+        let h = json!({"features": cfg.dim, "context": cfg.cond_dim, "transforms": cfg.transforms,
+                       "hidden": cfg.hidden, "slope": short(cfg.zuko_slope.unwrap_or(1e-3))});
+        write(out, "zuko-nice", h, processor_state(&model.standardizer), &source, t)?;
+        let warning = what.map(|w| format!("{w}: its densities in zuko differ"));
+        return Ok((format!("NICE -> zuko NICE ({} transforms) -> {}", cfg.transforms, out.display()), warning));
+    }
     let FlowSpec::Nsf(cfg) = &model.spec else {
         return Err(Error::Usage(format!(
-            "{}: a {} flow; export writes GalacticFlow's NSFlow, zuko's MAF and GalacticForge's autoencoder",
+            "{}: a {} flow; export writes GalacticFlow's NSFlow, zuko's MAF and NICE, and GalacticForge's autoencoder",
             input.display(),
             model.spec.name()
         )));

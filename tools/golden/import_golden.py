@@ -15,6 +15,7 @@ Writes into tests/fixtures/import/ (committed, so tests need no PyTorch), a few 
   `pip install zuko`), saved as GalacticForge saved its zuko runs (a training checkpoint with "model_state_dict",
   zuko < 1.2's base names), converted with the same statistics given as --stats, and zuko's log p of the same
   stars (standardised coordinates);
+- zuko_nice.npz, zuko_nice_logp{,64}.npy: the same for a tiny zuko NICE (4 affine couplings, hidden (8, 8));
 - ae.npz: a tiny GalacticForge autoencoder (final_AE.py's AE_Galaxy layout: encoder.0/2 Conv2d, encoder.5 Linear;
   decoder.0 Linear, decoder.2/4 ConvTranspose2d; channels 3-4-8, 8 x 8 images, 3 latents) converted the same way;
 - ae_{x,z,y}.npy: images [2, 3, 8, 8] in [0, 1], their latents and reconstructions from PyTorch (float32).
@@ -27,7 +28,7 @@ state_dict keys and the same maths.
 
 Usage: python3 tools/golden/import_golden.py --galacticflow /path/to/GalacticFlow   (CPU, a second)
        python3 tools/golden/import_golden.py --galacticflow ... --verify-export DIR
-  The second form checks gforge's export: DIR holds galacticflow.pth, zuko_maf.pth and ae.pth written by
+  The second form checks gforge's export: DIR holds galacticflow.pth, zuko_maf.pth, zuko_nice.pth and ae.pth written by
   `gforge export` + `tools/torch_models.py from-gforge` from the imported fixtures; it loads them into the
   original NSFlow / AE layout (strict) and prints max |delta| of log p and reconstructions against the fixtures.
 """
@@ -157,26 +158,39 @@ def zuko_maf():
     return flow.eval()
 
 
-def make_zuko_maf(tmp, mean, std, xs, cs):
-    flow = zuko_maf()
+def zuko_nice():
+    import zuko
+    torch.manual_seed(20)
+    flow = zuko.flows.NICE(10, 3, transforms=4, hidden_features=(8, 8))
+    gen = torch.Generator().manual_seed(21)
+    with torch.no_grad():
+        for t in flow.transform.transforms:
+            last = t.hyper[-1]
+            last.weight.mul_(1.5)
+            last.bias.add_(0.3 * torch.randn(last.bias.shape, generator=gen))
+    return flow.eval()
+
+
+def make_zuko_maf(tmp, mean, std, xs, cs, name="zuko_maf", build=None):
+    flow = (build or zuko_maf)()
     sd = dict(flow.state_dict())
     # As GalacticForge saved its zuko runs: a training checkpoint, base buffers under zuko < 1.2's names.
     sd["base._0"], sd["base._1"] = sd.pop("base.loc"), sd.pop("base.scale")
-    pth = os.path.join(tmp, "maf.pth")
+    pth = os.path.join(tmp, f"{name}.pth")
     torch.save({"epoch": 29, "step": 921000, "model_state_dict": sd, "train_loss": 12.17}, pth)
     stats = os.path.join(tmp, "stats.json")
     names = STARS + CONDS
     with open(stats, "w") as f:
         json.dump({"star_names": STARS, "cond_names": CONDS, "mean": dict(zip(names, mean.tolist())),
                    "std": dict(zip(names, std.tolist())), "log10": ["M_stars"]}, f)
-    cfg, tensors = torch_models.zuko_maf_to_gforge(pth, stats, 1e-3)
-    torch_models.write_interchange(OUT / "zuko_maf.npz", cfg, tensors)
+    cfg, tensors = torch_models.zuko_to_gforge(pth, stats, 1e-3, name.replace("_", "-"))
+    torch_models.write_interchange(OUT / f"{name}.npz", cfg, tensors)
     with torch.no_grad():
         lp32 = flow(torch.from_numpy(cs.astype(np.float32))).log_prob(torch.from_numpy(xs.astype(np.float32)))
         lp64 = flow.double()(torch.from_numpy(cs)).log_prob(torch.from_numpy(xs))
-    np.save(OUT / "zuko_maf_logp.npy", lp32.numpy().astype(np.float32))
-    np.save(OUT / "zuko_maf_logp64.npy", lp64.numpy())
-    print(f"zuko MAF: log p in [{lp64.min():.3f}, {lp64.max():.3f}], max|f32 - f64| = "
+    np.save(OUT / f"{name}_logp.npy", lp32.numpy().astype(np.float32))
+    np.save(OUT / f"{name}_logp64.npy", lp64.numpy())
+    print(f"{name}: log p in [{lp64.min():.3f}, {lp64.max():.3f}], max|f32 - f64| = "
           f"{(lp32.double() - lp64).abs().max():.2e}, {sum(t.numel() for t in tensors.values())} numbers")
 
 
@@ -223,19 +237,19 @@ def make_ae(tmp):
 
 def verify_export(fc, folder):
     """Loads gforge's exported files into the original layouts and compares with the fixtures."""
-    sd = torch.load(os.path.join(folder, "zuko_maf.pth"), map_location="cpu", weights_only=True)
-    maf = zuko_maf()
-    maf.load_state_dict(sd, strict=True)
-    z = np.load(OUT / "zuko_maf.npz")
-    import json as _json
-    s = _json.loads(bytes(z["__config__"]).decode())["standardisation"]
-    mean, std = np.array(s["mu_vals"]), np.array(s["std_vals"])
-    x = np.load(OUT / "galacticflow_x.npy").astype(np.float64)
-    c = np.load(OUT / "galacticflow_c.npy")
-    with torch.no_grad():
-        lp = maf.double()(torch.from_numpy((c - mean[10:]) / std[10:])).log_prob(
-            torch.from_numpy((x - mean[:10]) / std[:10])).numpy()
-    print(f"zuko MAF export: max|log p - zuko (float64)| = {np.abs(lp - np.load(OUT / 'zuko_maf_logp64.npy')).max():.2e}")
+    for name, build in (("zuko_maf", zuko_maf), ("zuko_nice", zuko_nice)):
+        sd = torch.load(os.path.join(folder, f"{name}.pth"), map_location="cpu", weights_only=True)
+        flow = build()
+        flow.load_state_dict(sd, strict=True)
+        z = np.load(OUT / f"{name}.npz")
+        s = json.loads(bytes(z["__config__"]).decode())["standardisation"]
+        mean, std = np.array(s["mu_vals"]), np.array(s["std_vals"])
+        x = np.load(OUT / "galacticflow_x.npy").astype(np.float64)
+        c = np.load(OUT / "galacticflow_c.npy")
+        with torch.no_grad():
+            lp = flow.double()(torch.from_numpy((c - mean[10:]) / std[10:])).log_prob(
+                torch.from_numpy((x - mean[:10]) / std[:10])).numpy()
+        print(f"{name} export: max|log p - zuko (float64)| = {np.abs(lp - np.load(OUT / f'{name}_logp64.npy')).max():.2e}")
     d = torch.load(os.path.join(folder, "galacticflow.pth"), map_location="cpu", weights_only=True)
     h = d["flow_hyper"]
     na = [v.item() for v in h["network_args"]]
@@ -277,6 +291,7 @@ def main():
         mean, std, xs, cs = make_inputs()
         make_galacticflow(fc, tmp, mean, std, xs, cs)
         make_zuko_maf(tmp, mean, std, xs, cs)
+        make_zuko_maf(tmp, mean, std, xs, cs, "zuko_nice", zuko_nice)
         make_ae(tmp)
 
 
