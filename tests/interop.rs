@@ -243,6 +243,12 @@ fn bad_files_give_one_clear_error_line() {
     let ck = dir.join("flow.npz");
     import(&fixture("galacticflow.npz"), &ck, &[]);
     assert_clear_error(&["import", ck.to_str().unwrap(), "--out", o], "it is a gforge checkpoint");
+    let eval_dir = dir.join("eval");
+    let (c, e) = (ck.to_str().unwrap(), eval_dir.to_str().unwrap());
+    assert_clear_error(
+        &["flow", "eval", "--model", c, "--data", e, "--out", e, "--device", "cpu"],
+        "imported from PyTorch",
+    );
     let fx = fixture("galacticflow.npz");
     assert_clear_error(&["export", fx.to_str().unwrap(), "--out", o], "not a flow checkpoint");
     // Files that read but do not fit the model.

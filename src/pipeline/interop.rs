@@ -200,12 +200,14 @@ fn gather(path: &Path, ic: &Interchange, pairs: &Pairs, vars: &[Var]) -> Result<
     Ok(out)
 }
 
+/// The values of `vars` by name.
+fn by_name(vars: &[Var]) -> Result<BTreeMap<String, ArrayD<f32>>> {
+    vars.iter().map(|v| Ok((v.name().to_string(), v.get().to_ndarray()?))).collect()
+}
+
 /// PyTorch's tensors of a model from its gforge tensors (the inverse of `gather`).
 fn scatter(pairs: &Pairs, vars: &[Var]) -> Result<Vec<(String, ArrayD<f32>)>> {
-    let mut ours = BTreeMap::new();
-    for v in vars {
-        ours.insert(v.name().to_string(), v.get().to_ndarray()?);
-    }
+    let ours = by_name(vars)?;
     let get =
         |name: &str| ours.get(name).ok_or_else(|| Error::Usage(format!("internal: the model has no tensor '{name}'")));
     let mut out: Vec<(String, ArrayD<f32>)> = Vec::new();
@@ -399,29 +401,8 @@ fn identity_standardizer(cond_dim: usize) -> Standardizer {
 
 /// Our MAF configuration of a zuko MAF (affine, alternating orders).
 fn zuko_maf_config(path: &Path, h: &Value) -> Result<MafConfig> {
-    let hidden = h["hidden"]
-        .as_array()
-        .and_then(|a| a.iter().map(|v| v.as_u64().map(|c| c as usize)).collect::<Option<Vec<_>>>())
-        .filter(|v| !v.is_empty() && v.iter().all(|&c| c > 0))
-        .ok_or_else(|| bad(path, "hyper 'hidden' is missing or not a list of layer widths"))?;
-    let cfg = MafConfig {
-        dim: get_usize(path, h, "features")?,
-        cond_dim: get_usize(path, h, "context")?,
-        transforms: get_usize(path, h, "transforms")?,
-        hidden,
-        seed: 0,
-        zuko_slope: Some(get_f32(path, h, "slope")?),
-    };
-    if cfg.dim != GALACTICFLOW_STARS.len() {
-        return Err(bad(path, format!("the flow models {} features; gforge's star flows model 10", cfg.dim)));
-    }
-    if cfg.cond_dim == 0 || cfg.transforms == 0 {
-        return Err(bad(path, format!("unusable hyperparameters {h} (gforge's flows take conditions)")));
-    }
-    if cfg.zuko_slope.is_some_and(|s| s.is_nan() || s <= 0.0 || s >= 1.0) {
-        return Err(bad(path, format!("slope {:?} is not in (0, 1)", cfg.zuko_slope)));
-    }
-    Ok(cfg)
+    let (dim, cond_dim, transforms, hidden, slope) = zuko_hyper(path, h)?;
+    Ok(MafConfig { dim, cond_dim, transforms, hidden, seed: 0, zuko_slope: Some(slope) })
 }
 
 /// zuko's prefix of transform `i`'s masked linear layer `l`.
@@ -442,19 +423,9 @@ fn zuko_row(k: usize, d: usize) -> usize {
 /// Every tensor of our MAF from a zuko MAF's state_dict.
 fn zuko_maf_gather(path: &Path, ic: &Interchange, cfg: &MafConfig) -> Result<BTreeMap<String, ArrayD<f32>>> {
     let (d, c) = (cfg.dim, cfg.cond_dim);
+    zuko_base(path, ic, d)?;
     let mut used: Vec<String> = vec!["base.loc".into(), "base.scale".into()];
-    let get = |name: &str, shape: &[usize]| -> Result<&ArrayD<f32>> {
-        let a = ic.tensors.get(name).ok_or_else(|| bad(path, format!("entry '{name}' is missing")))?;
-        if a.shape() != shape {
-            return Err(bad(path, format!("entry '{name}' has shape {:?}, the model needs {shape:?}", a.shape())));
-        }
-        Ok(a)
-    };
-    for (name, want) in [("base.loc", 0.0), ("base.scale", 1.0)] {
-        if get(name, &[d])?.iter().any(|&v| v != want) {
-            return Err(bad(path, format!("entry '{name}' is not {want} everywhere: the base is not N(0, I)")));
-        }
-    }
+    let get = |name: &str, shape: &[usize]| zuko_get(path, ic, name, shape);
     let mut out = BTreeMap::new();
     let sizes: Vec<usize> = cfg.hidden.iter().copied().chain([2 * d]).collect();
     for i in 0..cfg.transforms {
@@ -508,10 +479,7 @@ fn zuko_maf_gather(path: &Path, ic: &Interchange, cfg: &MafConfig) -> Result<BTr
 /// tools/torch_models.py turns back into bool and int64).
 fn zuko_maf_scatter(cfg: &MafConfig, vars: &[Var]) -> Result<Vec<(String, ArrayD<f32>)>> {
     let (d, c) = (cfg.dim, cfg.cond_dim);
-    let mut ours = BTreeMap::new();
-    for v in vars {
-        ours.insert(v.name().to_string(), v.get().to_ndarray()?);
-    }
+    let ours = by_name(vars)?;
     let get = |name: String| ours.get(&name).ok_or_else(|| Error::Usage(format!("internal: no tensor '{name}'")));
     let mut out = vec![
         ("base.loc".to_string(), ArrayD::zeros(IxDyn(&[d]))),
@@ -666,10 +634,7 @@ fn zuko_nice_gather(path: &Path, ic: &Interchange, cfg: &NiceConfig) -> Result<B
 /// A zuko NICE state_dict of our NICE (the inverse of `zuko_nice_gather`).
 fn zuko_nice_scatter(cfg: &NiceConfig, vars: &[Var]) -> Result<Vec<(String, ArrayD<f32>)>> {
     let d = cfg.dim;
-    let mut ours = BTreeMap::new();
-    for v in vars {
-        ours.insert(v.name().to_string(), v.get().to_ndarray()?);
-    }
+    let ours = by_name(vars)?;
     let get = |name: String| ours.get(&name).ok_or_else(|| Error::Usage(format!("internal: no tensor '{name}'")));
     let mut out = vec![
         ("base.loc".to_string(), ArrayD::zeros(IxDyn(&[d]))),
