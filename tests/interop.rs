@@ -60,10 +60,26 @@ fn star_log_jacobian(ic: &interop::Interchange) -> f64 {
 
 /// log q per star of the fixture's stars and per-star conditions under a gforge checkpoint (physical units).
 fn gforge_log_q(ckpt: &Path) -> Vec<f64> {
-    let (model, _) = SavedModel::load(ckpt, &Device::Cpu).unwrap();
+    gforge_log_q_on(ckpt, &Device::Cpu)
+}
+
+fn gforge_log_q_on(ckpt: &Path, dev: &Device) -> Vec<f64> {
+    let (model, _) = SavedModel::load(ckpt, dev).unwrap();
     let x: Vec<f32> = read_npy_f32(&fixture("galacticflow_x.npy")).unwrap().iter().copied().collect();
     let c = read_f64("galacticflow_c.npy");
-    log_q_physical(&model, &x, Conditions::PerRow(&c), &Device::Cpu).unwrap()
+    log_q_physical(&model, &x, Conditions::PerRow(&c), dev).unwrap()
+}
+
+/// The imported flow on every WGPU adapter (and the CPU) agrees with the reference to the same tolerance.
+fn check_devices(ckpt: &Path, reference: &[f64], what: &str) {
+    for dev in common::devices() {
+        let ours = gforge_log_q_on(ckpt, &dev);
+        let (d, _) = max_diff(&ours, reference);
+        eprintln!("{what} on {dev}: max |log p - reference float64| = {d:.2e}");
+        for (k, (o, r)) in ours.iter().zip(reference).enumerate() {
+            assert!((o - r).abs() <= tolerance(*r), "{what} on {dev}, star {k}: gforge {o} vs {r}");
+        }
+    }
 }
 
 /// Float32 tolerance of a log-density summed over 10 dimensions and 2 layers: PyTorch's own float32 run of
@@ -92,6 +108,7 @@ fn galacticflow_nsflow_imports_with_pytorchs_log_prob_per_star() {
     for (k, (o, r)) in ours.iter().zip(&ref64).enumerate() {
         assert!((o - r).abs() <= tolerance(*r), "star {k}: gforge {o} vs PyTorch {r}");
     }
+    check_devices(&ckpt, &ref64, "GalacticFlow NSFlow");
     // The densities differ from star to star by far more than the tolerance: the check has teeth.
     let spread = ref64.iter().cloned().fold(f64::MIN, f64::max) - ref64.iter().cloned().fold(f64::MAX, f64::min);
     assert!(spread > 10.0, "{spread}");
@@ -187,20 +204,22 @@ fn galacticforge_autoencoder_imports_with_pytorchs_latents_and_reconstructions()
     let dir = tmpdir("interop-ae");
     let (ckpt, exported, again) = (dir.join("ae.npz"), dir.join("exported.npz"), dir.join("again.npz"));
     import(&fixture("ae.npz"), &ckpt, &[]);
-    let (model, _) = ae::load(&ckpt, &Device::Cpu).unwrap();
     let x = read_npy_f32(&fixture("ae_x.npy")).unwrap();
-    let xt = Tensor::from_ndarray(&x, &Device::Cpu).unwrap();
-    let z = model.encode(&xt).unwrap();
-    let y = model.decode(&z).unwrap().to_vec().unwrap();
-    let z = z.to_vec().unwrap();
     let f = |v: &[f32]| v.iter().map(|&a| f64::from(a)).collect::<Vec<_>>();
     let zr = f(read_npy_f32(&fixture("ae_z.npy")).unwrap().as_slice().unwrap());
     let yr = f(read_npy_f32(&fixture("ae_y.npy")).unwrap().as_slice().unwrap());
-    let ((dz, _), (dy, _)) = (max_diff(&f(&z), &zr), max_diff(&f(&y), &yr));
-    eprintln!(
-        "GalacticForge autoencoder: max |latent - PyTorch| = {dz:.2e}, max |reconstruction - PyTorch| = {dy:.2e}"
-    );
-    assert!(dz < 1e-5 && dy < 1e-6, "latents {dz}, reconstructions {dy}");
+    for dev in common::devices() {
+        let (model, _) = ae::load(&ckpt, &dev).unwrap();
+        let z = model.encode(&Tensor::from_ndarray(&x, &dev).unwrap()).unwrap();
+        let y = model.decode(&z).unwrap().to_vec().unwrap();
+        let z = z.to_vec().unwrap();
+        let ((dz, _), (dy, _)) = (max_diff(&f(&z), &zr), max_diff(&f(&y), &yr));
+        eprintln!(
+            "GalacticForge autoencoder on {dev}: max |latent - PyTorch| = {dz:.2e}, max |reconstruction - PyTorch| = \
+             {dy:.2e}"
+        );
+        assert!(dz < 1e-5 && dy < 1e-6, "{dev}: latents {dz}, reconstructions {dy}");
+    }
     let spread = yr.iter().cloned().fold(f64::MIN, f64::max) - yr.iter().cloned().fold(f64::MAX, f64::min);
     assert!(spread > 0.3, "{spread}");
     // Export: PyTorch's state_dict back, bit for bit; re-import: the same checkpoint.
@@ -364,6 +383,7 @@ fn check_zuko(name: &str, model_name: &str) {
     let spread =
         reference.iter().cloned().fold(f64::MIN, f64::max) - reference.iter().cloned().fold(f64::MAX, f64::min);
     assert!(spread > 10.0, "{spread}");
+    check_devices(&ckpt, &reference, name);
     // Export gives back zuko's state_dict exactly (weights, masks, orders, base); re-import the same checkpoint.
     let warn = export(&ckpt, &exported, &[]);
     assert!(warn.is_empty(), "{warn}");
