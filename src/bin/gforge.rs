@@ -65,28 +65,29 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Box<GlowCmd>,
     },
-    /// Import a trained PyTorch model: GalacticFlow's NSFlow or GalacticForge's autoencoder, converted to an
-    /// interchange .npz by `python3 tools/torch_models.py to-gforge ...` (README: "Models from PyTorch").
+    /// Import a trained PyTorch model: GalacticFlow's NSFlow, zuko's MAF or NICE (GalacticForge's), or
+    /// GalacticForge's autoencoder, converted to an interchange .npz by `python3 tools/torch_models.py
+    /// to-gforge ...` (README: "Models from PyTorch").
     Import {
         /// The interchange .npz tools/torch_models.py wrote.
         input: PathBuf,
-        /// The gforge checkpoint to write (for `flow sample`, `flow eval`, `ae encode`, the C API...).
+        /// The gforge checkpoint to write (for `flow sample`, `flow log-prob`, `ae encode`, the C API...).
         #[arg(long)]
         out: PathBuf,
-        /// A flow converted without its standardisation: use it in GalacticFlow's normalised coordinates.
+        /// A flow converted without its standardisation: use it in its own normalised coordinates.
         #[arg(long)]
         no_standardisation: bool,
     },
-    /// Export a gforge NSF or autoencoder checkpoint as an interchange .npz, which
-    /// `python3 tools/torch_models.py from-gforge` turns into GalacticFlow's / GalacticForge's PyTorch file.
+    /// Export a gforge NSF, MAF, NICE or autoencoder checkpoint as an interchange .npz, which
+    /// `python3 tools/torch_models.py from-gforge` turns into GalacticFlow's, zuko's or GalacticForge's PyTorch file.
     Export {
         /// The gforge checkpoint (a flow checkpoint trained with --keep best exports its kept epoch).
         input: PathBuf,
         /// The interchange .npz to write.
         #[arg(long)]
         out: PathBuf,
-        /// Export an NSF trained with gforge's spline minimums, which GalacticFlow's spline lacks (its
-        /// density in GalacticFlow then differs slightly).
+        /// Export a flow whose parametrisation the PyTorch code lacks (an NSF with gforge's spline minimums, a
+        /// MAF or affine NICE with gforge's log-scale clamp): its density there then differs slightly.
         #[arg(long)]
         inexact: bool,
     },
