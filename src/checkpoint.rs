@@ -5,8 +5,8 @@
 use crate::autodiff::Var;
 use crate::backend::Device;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 use crate::npy;
+use crate::tensor::Tensor;
 use ndarray::{Array1, ArrayD};
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -27,6 +27,19 @@ pub fn open_npz(path: &Path) -> Result<npy::Npz<BufReader<File>>> {
     npy::Npz::new(BufReader::new(f), len).map_err(|e| Error::file(path, e))
 }
 
+/// Reads a float64 or float32 .npy file as f64 (values a float32 file holds are exact in f64), with the
+/// checks of [`read_npy_f32`].
+pub fn read_npy_f64(path: &Path) -> Result<ArrayD<f64>> {
+    let f = File::open(path).map_err(|e| Error::file(path, e))?;
+    let len = f.metadata().map_err(|e| Error::file(path, e))?.len();
+    npy::read_f64(&mut BufReader::new(f), len).map_err(|e| Error::file(path, e))
+}
+
+/// Writes a float64 .npy file atomically.
+pub fn write_npy_f64(path: &Path, a: &ArrayD<f64>) -> Result<()> {
+    write_atomic(path, |w| a.write_npy(w).map_err(std::io::Error::other))
+}
+
 /// An exclusive lock on `<path>.lock`, held while a run writes `path`, so two processes pointed at the
 /// same output cannot interleave their checkpoints. The operating system drops the lock when the process
 /// ends, so a killed run never leaves a stale one (its small file stays until the next run on `path` ends);
@@ -157,7 +170,10 @@ pub fn read_npz_f32(path: &Path) -> Result<Vec<(String, ArrayD<f32>)>> {
         match z.read(i) {
             Ok((name, npy::Value::F32(a))) => out.push((name, a)),
             Ok((name, npy::Value::U8(_))) => {
-                return Err(Error::file(path, format!("entry '{name}': unsupported dtype uint8 (expected float32 or float64)")))
+                return Err(Error::file(
+                    path,
+                    format!("entry '{name}': unsupported dtype uint8 (expected float32 or float64)"),
+                ))
             }
             Err((name, e)) => return Err(Error::file(path, format!("entry '{name}': {e}"))),
         }

@@ -171,8 +171,33 @@ pub fn read_header(r: &mut impl Read, available: u64) -> Result<Header, String> 
 
 /// Reads one array (header and data) from `r`, which holds exactly `available` bytes: the declared size
 /// is checked against them before anything is allocated, and bytes left after the data are refused.
-/// `r` is then read to its end, so a reader that checks a checksum there (a zip entry) does.
+/// `r` is then read to its end, so a reader that checks a checksum there (a zip entry) does. Float data
+/// comes as f32 ([`read_f64`] keeps float64 whole).
 pub fn read(r: &mut impl Read, available: u64) -> Result<Value, String> {
+    Ok(match read_raw(r, available)? {
+        (_, Raw::U8(v)) => Value::U8(v),
+        (h, Raw::F32(v)) => Value::F32(array(&h, v)?),
+        (h, Raw::F64(v)) => Value::F32(array(&h, v.into_iter().map(|x| x as f32).collect())?),
+    })
+}
+
+/// As [`read`], for a float32 or float64 array read as f64 (float32 values are exact in f64).
+pub fn read_f64(r: &mut impl Read, available: u64) -> Result<ArrayD<f64>, String> {
+    match read_raw(r, available)? {
+        (_, Raw::U8(_)) => Err("unsupported dtype uint8 (expected float32 or float64)".into()),
+        (h, Raw::F32(v)) => array(&h, v.into_iter().map(f64::from).collect()),
+        (h, Raw::F64(v)) => array(&h, v),
+    }
+}
+
+/// The data of one array in file order, native byte order.
+enum Raw {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+fn read_raw(r: &mut impl Read, available: u64) -> Result<(Header, Raw), String> {
     let h = read_header(r, available)?;
     let n = h.numel().ok_or_else(|| format!("its shape {:?} overflows", h.shape))?;
     let bytes =
@@ -202,7 +227,7 @@ pub fn read(r: &mut impl Read, available: u64) -> Result<Value, String> {
             if h.shape.len() != 1 {
                 return Err(format!("a uint8 array of shape {:?}, expected one dimension", h.shape));
             }
-            Value::U8(v)
+            Raw::U8(v)
         }
         Elem::F32 => {
             let mut v = vec![0f32; n];
@@ -211,31 +236,27 @@ pub fn read(r: &mut impl Read, available: u64) -> Result<Value, String> {
                 let b = x.to_ne_bytes();
                 *x = if h.big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) };
             }
-            Value::F32(array(&h, v)?)
+            Raw::F32(v)
         }
         Elem::F64 => {
-            let mut v = Vec::with_capacity(n);
-            let mut buf = vec![0u8; (1 << 16).min(n * 8)];
-            while v.len() < n {
-                let m = (n - v.len()).min(buf.len() / 8);
-                r.read_exact(&mut buf[..m * 8]).map_err(short)?;
-                v.extend(buf[..m * 8].chunks_exact(8).map(|c| {
-                    let b: [u8; 8] = c.try_into().expect("8 bytes");
-                    (if h.big_endian { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) }) as f32
-                }));
+            let mut v = vec![0f64; n];
+            r.read_exact(bytemuck::cast_slice_mut(&mut v)).map_err(short)?;
+            for x in &mut v {
+                let b = x.to_ne_bytes();
+                *x = if h.big_endian { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) };
             }
-            Value::F32(array(&h, v)?)
+            Raw::F64(v)
         }
     };
     let mut rest = [0u8; 1];
     match r.read(&mut rest) {
-        Ok(0) => Ok(value),
+        Ok(0) => Ok((h, value)),
         Ok(_) => Err("bytes after the data its header declares".into()),
         Err(e) => Err(e.to_string()),
     }
 }
 
-fn array(h: &Header, v: Vec<f32>) -> Result<ArrayD<f32>, String> {
+fn array<T: Clone>(h: &Header, v: Vec<T>) -> Result<ArrayD<T>, String> {
     let err = |e: ndarray::ShapeError| format!("shape {:?}: {e}", h.shape);
     if h.fortran {
         let a = ArrayD::from_shape_vec(IxDyn(&h.shape).f(), v).map_err(err)?;

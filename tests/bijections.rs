@@ -131,17 +131,33 @@ fn nsf_inverts_and_log_det_matches_brute_force_jacobian() {
 #[test]
 fn maf_inverts_and_log_det_matches_brute_force_jacobian() {
     for dev in devices() {
-        let cfg = MafConfig { transforms: 3, hidden: vec![24, 24], seed: 4, ..MafConfig::galacticforge(6, 2) };
-        check_flow(&Maf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(11), 0.3, 1e-4);
+        // Ours (3 tanh(r / 3)) and zuko's log-scale (r / (1 + |r / ln 1e-3|), an imported zuko MAF).
+        for zuko_slope in [None, Some(1e-3)] {
+            let cfg = MafConfig {
+                transforms: 3,
+                hidden: vec![24, 24],
+                seed: 4,
+                zuko_slope,
+                ..MafConfig::galacticforge(6, 2)
+            };
+            check_flow(&Maf::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(11), 0.3, 1e-4);
+        }
     }
 }
 
 #[test]
 fn nice_inverts_and_log_det_matches_brute_force_jacobian() {
     for dev in devices() {
-        for affine in [false, true] {
-            let cfg =
-                NiceConfig { transforms: 4, hidden: vec![20, 20], affine, seed: 5, ..NiceConfig::galacticforge(7, 2) };
+        // Additive, affine with gforge's clamp, affine with zuko's log-scale (an imported zuko NICE).
+        for (affine, zuko_slope) in [(false, None), (true, None), (true, Some(1e-3))] {
+            let cfg = NiceConfig {
+                transforms: 4,
+                hidden: vec![20, 20],
+                affine,
+                seed: 5,
+                zuko_slope,
+                ..NiceConfig::galacticforge(7, 2)
+            };
             check_flow(&Nice::new(cfg, &dev).unwrap(), &dev, &mut StdRng::seed_from_u64(13), 0.3, 1e-4);
         }
     }

@@ -10,6 +10,7 @@ use galactic_forge::models::{AeConfig, GlowConfig, GlowPrior};
 use galactic_forge::pipeline::ae::{self, AeTrainConfig, ImageSet};
 use galactic_forge::pipeline::glow::{self, GlowTrainConfig};
 use galactic_forge::pipeline::hi_eval::{self, HiEvalConfig};
+use galactic_forge::pipeline::interop;
 use galactic_forge::pipeline::train::{kept_summary, Keep};
 use galactic_forge::pipeline::{self, forge, higlow, FlowSpec, PrepareConfig, SavedModel, TrainConfig};
 use galactic_forge::{selftest, Error, Result};
@@ -63,6 +64,32 @@ enum Cmd {
     Glow {
         #[command(subcommand)]
         cmd: Box<GlowCmd>,
+    },
+    /// Import a trained PyTorch model: GalacticFlow's NSFlow, zuko's MAF or NICE (GalacticForge's), or
+    /// GalacticForge's autoencoder, converted to an interchange .npz by `python3 tools/torch_models.py
+    /// to-gforge ...` (README: "Models from PyTorch").
+    Import {
+        /// The interchange .npz tools/torch_models.py wrote.
+        input: PathBuf,
+        /// The gforge checkpoint to write (for `flow sample`, `flow log-prob`, `ae encode`, the C API...).
+        #[arg(long)]
+        out: PathBuf,
+        /// A flow converted without its standardisation: use it in its own normalised coordinates.
+        #[arg(long)]
+        no_standardisation: bool,
+    },
+    /// Export a gforge NSF, MAF, NICE or autoencoder checkpoint as an interchange .npz, which
+    /// `python3 tools/torch_models.py from-gforge` turns into GalacticFlow's, zuko's or GalacticForge's PyTorch file.
+    Export {
+        /// The gforge checkpoint (a flow checkpoint trained with --keep best exports its kept epoch).
+        input: PathBuf,
+        /// The interchange .npz to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Export a flow whose parametrisation the PyTorch code lacks (an NSF with gforge's spline minimums, a
+        /// MAF or affine NICE with gforge's log-scale clamp): its density there then differs slightly.
+        #[arg(long)]
+        inexact: bool,
     },
     /// HIGlow end to end into one folder: synthetic HI maps with an exact density -> conditional Glow ->
     /// samples, power spectra, parameter inference against the exact posterior, figures and summary.json.
@@ -439,6 +466,25 @@ enum FlowCmd {
         #[arg(long, default_value = "auto")]
         device: String,
     },
+    /// log q(star | condition) per star in nats over physical units (the standardisation's Jacobian
+    /// included), into a float64 .npy [N]: e.g. to check an imported model against its PyTorch original.
+    LogProb {
+        #[arg(long)]
+        model: PathBuf,
+        /// Stars [N, 10] in physical units (.npy, float32 or float64), the modelled columns in order.
+        #[arg(long)]
+        stars: PathBuf,
+        /// One physical condition for every star, comma-separated, in the checkpoint's condition order...
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true, conflicts_with = "conditions")]
+        condition: Option<Vec<f64>>,
+        /// ...or one per star, a .npy [N, C].
+        #[arg(long)]
+        conditions: Option<PathBuf>,
+        #[arg(long, default_value = "log_prob.npy")]
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
     /// Held-out NLL, exact KL (synthetic data), linear MMD and Wasserstein distances, and plots.
     Eval {
         #[arg(long)]
@@ -573,6 +619,39 @@ fn flow_cmd(cmd: FlowCmd) -> Result<bool> {
             pipeline::sample::range_warnings(&m, &c).iter().for_each(|w| eprintln!("warning: {w}"));
             pipeline::sample::sample_to_npy(&m, &c, stars, chunk, seed, &out, &dev, true)?;
             println!("{stars} stars -> {}", out.display());
+            Ok(true)
+        }
+        FlowCmd::LogProb { model, stars, condition, conditions, out, device } => {
+            let dev = Device::parse(&device)?;
+            let (m, _) = SavedModel::load(&model, &dev)?;
+            let x = galactic_forge::io::read_npy_f32(&stars)?;
+            let d = m.flow.dim();
+            if x.ndim() != 2 || x.shape()[1] != d {
+                return Err(Error::Usage(format!("{}: shape {:?}, expected [stars, {d}]", stars.display(), x.shape())));
+            }
+            let x: Vec<f32> = x.iter().copied().collect();
+            let per_row;
+            let conds = match (&condition, &conditions) {
+                (Some(c), None) => pipeline::Conditions::One(c),
+                (None, Some(p)) => {
+                    per_row = galactic_forge::io::read_npy_f64(p)?;
+                    let want = [x.len() / d, m.standardizer.cond_names.len()];
+                    if per_row.shape() != want {
+                        return Err(Error::Usage(format!(
+                            "{}: shape {:?}, expected {want:?} (one condition per star: {})",
+                            p.display(),
+                            per_row.shape(),
+                            m.standardizer.cond_names.join(", ")
+                        )));
+                    }
+                    pipeline::Conditions::PerRow(per_row.as_slice().expect("read_npy gives standard layout"))
+                }
+                _ => return Err(Error::Usage("give --condition or --conditions".into())),
+            };
+            let lq = pipeline::eval::log_q_physical(&m, &x, conds, &dev)?;
+            let n = lq.len();
+            galactic_forge::io::write_npy_f64(&out, &ndarray::ArrayD::from_shape_vec(vec![n], lq).expect("n values"))?;
+            println!("log q of {n} stars -> {}", out.display());
             Ok(true)
         }
         FlowCmd::Eval { model, data, out, device, seed } => {
@@ -942,6 +1021,19 @@ fn run(cli: Cli) -> Result<bool> {
                 images::save_grid(&g, &images::load_folder(&out, size.min(224))?)?;
             }
             println!("{} images ({size} x {size}, {fov} kpc) -> {}", v.views.len(), out.display());
+            Ok(true)
+        }
+        Cmd::Import { input, out, no_standardisation } => {
+            let opts = interop::ImportOptions { no_standardisation };
+            println!("{}", interop::import(&input, &out, &opts)?);
+            Ok(true)
+        }
+        Cmd::Export { input, out, inexact } => {
+            let (line, warning) = interop::export(&input, &out, &interop::ExportOptions { inexact })?;
+            if let Some(w) = warning {
+                eprintln!("gforge: warning: {w}");
+            }
+            println!("{line}");
             Ok(true)
         }
         Cmd::Flow { cmd } => flow_cmd(*cmd),

@@ -5,7 +5,7 @@
 //! The inverse runs the MADE D times, fixing one more feature in order each pass. The affine step (with the
 //! soft clamp and the log-det sum) is one `coupling` op with a mask of all zeros on the MADE's packed output.
 //! The MADEs read x soft-clipped ([`super::CONDITIONER_CLIP`] says why: samples no longer explode).
-use super::{add_logdet, check_inputs, conditioner_input, Flow};
+use super::{add_logdet, check_inputs, conditioner_input, zuko_affine, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -28,6 +28,10 @@ pub struct MafConfig {
     /// checkpoints written before the bound, which read x itself.
     #[serde(default)]
     pub conditioner_clip: Option<f32>,
+    /// zuko's log-scale instead of ours: s = r / (1 + |r / ln(slope)|) (MonotonicAffineTransform, slope 1e-3
+    /// by default), the form of an imported zuko MAF (`gforge import`). None: s = B tanh(r / B), B = 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zuko_slope: Option<f32>,
 }
 
 impl MafConfig {
@@ -40,6 +44,7 @@ impl MafConfig {
             hidden: vec![128, 128],
             seed: 0,
             conditioner_clip: Some(super::CONDITIONER_CLIP),
+            zuko_slope: None,
         }
     }
 }
@@ -56,7 +61,7 @@ const AFFINE: CouplingKind = CouplingKind::Affine { clamp: Some(SCALE_BOUND) };
 
 impl Maf {
     pub fn new(cfg: MafConfig, dev: &Device) -> Result<Maf> {
-        if cfg.dim < 1 || cfg.transforms == 0 {
+        if cfg.dim < 1 || cfg.transforms == 0 || cfg.zuko_slope.is_some_and(|s| s.is_nan() || s <= 0.0 || s >= 1.0) {
             return Err(Error::Usage(format!("invalid MAF configuration {cfg:?}")));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
@@ -69,6 +74,16 @@ impl Maf {
             .collect::<Result<_>>()?;
         let mask = CouplingMask::new(&vec![0.0; cfg.dim], dev)?;
         Ok(Maf { cfg, mades, mask })
+    }
+}
+
+impl Maf {
+    /// One transform's affine step, ours (the fused coupling op) or zuko's.
+    fn step(&self, v: &Tensor, params: &Tensor, inverse: bool) -> Result<(Tensor, Tensor)> {
+        match self.cfg.zuko_slope {
+            Some(slope) => zuko_affine(v, params, slope, inverse),
+            None => v.coupling(params, &self.mask, AFFINE, inverse),
+        }
     }
 }
 
@@ -96,7 +111,7 @@ impl Flow for Maf {
         for (i, m) in self.mades.iter().enumerate() {
             let _layer = crate::autodiff::anomaly::scope_with(|| format!("maf.{i}"));
             let u = conditioner_input(&h, self.cfg.conditioner_clip)?;
-            let (y, l) = h.coupling(&m.forward(&u, Some(c))?, &self.mask, AFFINE, false)?;
+            let (y, l) = self.step(&h, &m.forward(&u, Some(c))?, false)?;
             add_logdet(&mut ld, l)?;
             h = y;
         }
@@ -112,7 +127,7 @@ impl Flow for Maf {
                 let mut x = Tensor::zeros(h.shape(), h.device())?;
                 for _ in 0..self.cfg.dim {
                     let u = conditioner_input(&x, self.cfg.conditioner_clip)?;
-                    x = h.coupling(&m.forward(&u, Some(c))?, &self.mask, AFFINE, true)?.0;
+                    x = self.step(&h, &m.forward(&u, Some(c))?, true)?.0;
                 }
                 h = x;
             }

@@ -76,6 +76,24 @@ pub(crate) fn add_logdet(total: &mut Option<Tensor>, ld: Tensor) -> Result<()> {
     Ok(())
 }
 
+/// zuko's monotonic affine step on `v` [B, D] with the MADE's output `params` [B, 2D] (shifts, then raw
+/// log-scales): s = r / (1 + |r| / L), L = -ln(slope); forward y = v e^s + t, inverse x = (v - t) e^-s. Returns
+/// (output, log|det| per row). |r| is computed as sqrt(r^2 + 1e-20), which keeps the gradient finite at 0 and
+/// changes no float32 value that matters (|r| < 1e-10 only).
+pub(crate) fn zuko_affine(v: &Tensor, params: &Tensor, slope: f32, inverse: bool) -> Result<(Tensor, Tensor)> {
+    let d = v.shape()[1];
+    let parts = params.split(&[d, d], 1)?;
+    let (shift, raw) = (&parts[0], &parts[1]);
+    let inv_l = -1.0 / slope.ln();
+    let s = raw.div(&raw.square()?.affine(1.0, 1e-20)?.sqrt()?.affine(inv_l, 1.0)?)?;
+    let ld = s.sum(-1)?;
+    if inverse {
+        Ok((v.sub(shift)?.mul(&s.neg()?.exp()?)?, ld.neg()?))
+    } else {
+        Ok((v.mul(&s.exp()?)?.add(shift)?, ld))
+    }
+}
+
 /// log N(z; 0, I) per row: -|z|^2 / 2 - D/2 log(2 pi).
 pub fn base_log_prob(z: &Tensor) -> Result<Tensor> {
     let d = z.shape()[z.rank() - 1] as f32;

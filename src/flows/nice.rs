@@ -2,10 +2,11 @@
 //! features condition the odd ones, then the reverse), each coupling y_b = x_b + t(x_a, c) with t an MLP
 //! (ReLU) of the kept half and the condition, then the paper's final diagonal scaling z = y exp(s).
 //! `affine` switches to zuko's variant: y_b = x_b exp(u) + t, u = 3 tanh(raw / 3) from the same MLP.
+//! `zuko_slope` (an imported zuko NICE) uses zuko's log-scale r / (1 + |r / ln slope|) on the gathered half instead.
 //! Each coupling is one `coupling` op on the whole row (the kept half passes through its mask), with the
 //! soft clamp and the log-det sum fused in; only the conditioner's input is gathered, and soft-clipped
 //! ([`super::CONDITIONER_CLIP`] says why).
-use super::{check_inputs, conditioner_input, Flow};
+use super::{check_inputs, conditioner_input, zuko_affine, Flow};
 use crate::autodiff::{no_grad, Var};
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -28,6 +29,10 @@ pub struct NiceConfig {
     /// (None) in checkpoints written before the bound.
     #[serde(default)]
     pub conditioner_clip: Option<f32>,
+    /// With `affine`: zuko's log-scale s = r / (1 + |r / ln(slope)|) instead of 3 tanh(r / 3), the form of an
+    /// imported zuko NICE (`gforge import`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zuko_slope: Option<f32>,
 }
 
 impl NiceConfig {
@@ -41,6 +46,7 @@ impl NiceConfig {
             affine: false,
             seed: 0,
             conditioner_clip: Some(super::CONDITIONER_CLIP),
+            zuko_slope: None,
         }
     }
 }
@@ -51,6 +57,9 @@ struct Coupling {
     /// parameters are the net's output columns in feature order.
     keep: Indices,
     mask: CouplingMask,
+    /// zuko's form only: the transformed features, and where each feature sits in [kept, transformed].
+    change: Indices,
+    merge: Indices,
 }
 
 pub struct Nice {
@@ -61,7 +70,8 @@ pub struct Nice {
 
 impl Nice {
     pub fn new(cfg: NiceConfig, dev: &Device) -> Result<Nice> {
-        if cfg.dim < 2 || cfg.transforms == 0 {
+        let bad_slope = cfg.zuko_slope.is_some_and(|s| !cfg.affine || s.is_nan() || s <= 0.0 || s >= 1.0);
+        if cfg.dim < 2 || cfg.transforms == 0 || bad_slope {
             return Err(Error::Usage(format!("invalid NICE configuration {cfg:?}")));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
@@ -79,6 +89,14 @@ impl Nice {
                 net: Mlp::new(&format!("nice.{i}"), &sizes, 0.0, false, &mut rng, dev)?,
                 keep: Indices::new(&a, d, dev)?,
                 mask: CouplingMask::new(&mask, dev)?,
+                change: Indices::new(&b, d, dev)?,
+                merge: Indices::new(
+                    &(0..d as u32)
+                        .map(|j| a.iter().chain(&b).position(|&f| f == j).expect("every feature") as u32)
+                        .collect::<Vec<_>>(),
+                    d,
+                    dev,
+                )?,
             });
         }
         let log_scale = Var::new("nice.log_scale", Tensor::zeros(&[d], dev)?);
@@ -88,9 +106,14 @@ impl Nice {
     /// One coupling of h [B, D]: the net reads the kept half and the condition and returns the packed
     /// parameters [shifts | raw log-scales] of the changed half. Returns (h', log-det [B]).
     fn couple(&self, k: &Coupling, h: &Tensor, c: &Tensor, inverse: bool) -> Result<(Tensor, Tensor)> {
-        let xa = conditioner_input(&h.gather(1, &k.keep)?, self.cfg.conditioner_clip)?;
+        let xa = h.gather(1, &k.keep)?;
+        let u = conditioner_input(&xa, self.cfg.conditioner_clip)?;
         let cb = c.broadcast_to(&[xa.shape()[0], self.cfg.cond_dim])?;
-        let theta = k.net.forward(&Tensor::concat(&[&xa, &cb], 1)?)?;
+        let theta = k.net.forward(&Tensor::concat(&[&u, &cb], 1)?)?;
+        if let Some(slope) = self.cfg.zuko_slope {
+            let (yb, ld) = zuko_affine(&h.gather(1, &k.change)?, &theta, slope, inverse)?;
+            return Ok((Tensor::concat(&[&xa, &yb], 1)?.gather(1, &k.merge)?, ld));
+        }
         let kind = if self.cfg.affine { CouplingKind::Affine { clamp: Some(3.0) } } else { CouplingKind::Additive };
         h.coupling(&theta, &k.mask, kind, inverse)
     }

@@ -28,6 +28,14 @@ pub fn evaluate(model_path: &Path, data: &Path, out: &Path, dev: &Device, seed: 
     if model.path != model_path {
         println!("evaluating the best held-out epoch the checkpoint keeps: {}", model.path.display());
     }
+    if !model.config["imported"].is_null() {
+        return Err(Error::Usage(format!(
+            "{}: imported from PyTorch ({}), it keeps no data settings or held-out galaxies to evaluate on; \
+             `gforge flow log-prob` scores stars you give it",
+            model_path.display(),
+            model.config["imported"]["source"].as_str().unwrap_or("?")
+        )));
+    }
     let prep: PrepareConfig = serde_json::from_value(model.config["prepare"].clone()).map_err(|e| {
         Error::Checkpoint { path: model_path.display().to_string(), msg: format!("data settings: {e}") }
     })?;

@@ -10,6 +10,7 @@ pub mod forge;
 pub mod glow;
 pub mod hi_eval;
 pub mod higlow;
+pub mod interop;
 pub mod interrupt;
 pub mod model;
 pub mod prepare;

@@ -170,23 +170,27 @@ impl Tensor {
                 rows * d + rows,
             )?,
         };
-        let packed = Tensor::from_op("coupling", storage, vec![rows * d + rows], dev, &[self, theta], move |inp, _, g| {
-            let (x, th) = (&inp[0], &inp[1]);
-            let dev = x.device();
-            let (gx, gth) = match (x.storage().cpu(), th.storage().cpu(), g.storage().cpu()) {
-                (Some(xv), Some(tv), Some(gv)) => {
-                    let (a, b) = cpu::backward(&p, xv, tv, &host_slot, gv);
-                    (Storage::Cpu(a), Storage::Cpu(b))
-                }
-                _ => {
-                    let (gx, gth) = (dev.alloc(x.numel())?, dev.alloc(th.numel())?);
-                    let l = Launch::elementwise("coupling", "coupling_bwd", &p, rows);
-                    dev.launch(&l, &[x.storage(), th.storage(), &slot, g.storage()], &[&gx, &gth])?;
-                    (gx, gth)
-                }
-            };
-            Ok(vec![Some(Tensor::from_storage(gx, x.shape(), dev)?), Some(Tensor::from_storage(gth, th.shape(), dev)?)])
-        })?;
+        let packed =
+            Tensor::from_op("coupling", storage, vec![rows * d + rows], dev, &[self, theta], move |inp, _, g| {
+                let (x, th) = (&inp[0], &inp[1]);
+                let dev = x.device();
+                let (gx, gth) = match (x.storage().cpu(), th.storage().cpu(), g.storage().cpu()) {
+                    (Some(xv), Some(tv), Some(gv)) => {
+                        let (a, b) = cpu::backward(&p, xv, tv, &host_slot, gv);
+                        (Storage::Cpu(a), Storage::Cpu(b))
+                    }
+                    _ => {
+                        let (gx, gth) = (dev.alloc(x.numel())?, dev.alloc(th.numel())?);
+                        let l = Launch::elementwise("coupling", "coupling_bwd", &p, rows);
+                        dev.launch(&l, &[x.storage(), th.storage(), &slot, g.storage()], &[&gx, &gth])?;
+                        (gx, gth)
+                    }
+                };
+                Ok(vec![
+                    Some(Tensor::from_storage(gx, x.shape(), dev)?),
+                    Some(Tensor::from_storage(gth, th.shape(), dev)?),
+                ])
+            })?;
         Ok((packed.narrow(0, 0, rows * d)?.reshape(&[rows, d])?, packed.narrow(0, rows * d, rows)?))
     }
 }

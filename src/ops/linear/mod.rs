@@ -49,7 +49,9 @@ impl Tensor {
             return act.apply(self.matmul(w)?.add(b)?);
         };
         let y = cpu::forward(xv, wv, bv, m, k, n, act);
-        Tensor::from_op("linear", crate::backend::Storage::Cpu(y),
+        Tensor::from_op(
+            "linear",
+            crate::backend::Storage::Cpu(y),
             vec![m, n],
             self.device(),
             &[self, w, b],

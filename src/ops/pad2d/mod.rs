@@ -66,6 +66,8 @@ impl Tensor {
             Some(xv) => Storage::Cpu(cpu::pad(&p, xv)),
             None => launch_out(self.device(), &Launch::elementwise("pad2d", "pad2d_fwd", &p, n), &[self.storage()], n)?,
         };
-        Tensor::from_op("pad2d", storage, out_shape, self.device(), &[self], move |_, _, g| Ok(vec![Some(crop(&p, g, &s)?)]))
+        Tensor::from_op("pad2d", storage, out_shape, self.device(), &[self], move |_, _, g| {
+            Ok(vec![Some(crop(&p, g, &s)?)])
+        })
     }
 }
