@@ -190,7 +190,7 @@ pub fn train(
             ckpt,
         };
         let loss = |chunk: &[u32], _| ae.loss(&x_all.gather(0, &Indices::new(chunk, n, dev)?)?);
-        let update = |l: &Tensor| epoch::descend(l, &mut opt, &vars, None);
+        let update = |l: &Tensor, _| epoch::descend(l, &mut opt, &vars, None);
         let end = epoch::run(&e, &mut state.step, &mut state.position, loss, update)?;
         if let EpochEnd::Stopped = end {
             let mut all = vars.clone();

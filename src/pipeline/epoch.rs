@@ -65,14 +65,14 @@ pub(crate) fn step_rng(seed: u64, step: u64) -> rand::rngs::StdRng {
 }
 
 /// Runs the batches of one epoch from `pos` on. `loss` builds a batch's loss on the tape (rows of the training
-/// set, and the step about to be taken); `update` applies its gradient. `step` and `pos` advance with every
+/// set, and the step about to be taken); `update` applies its gradient at that step. `step` and `pos` advance with every
 /// batch. A non-finite loss stops the run before its update, with nothing written.
 pub(crate) fn run(
     e: &Epoch,
     step: &mut u64,
     pos: &mut EpochPosition,
     mut loss: impl FnMut(&[u32], u64) -> Result<Tensor>,
-    mut update: impl FnMut(&Tensor) -> Result<()>,
+    mut update: impl FnMut(&Tensor, u64) -> Result<()>,
 ) -> Result<EpochEnd> {
     let order = shuffled(e.rows, e.seed, e.epoch);
     let bar = bar(e.rows.div_ceil(e.batch), e.epoch, e.epochs, e.progress);
@@ -92,7 +92,7 @@ pub(crate) fn run(
             bar.abandon();
             return Err(non_finite_loss(lv, e.epoch, *step, e.ckpt));
         }
-        update(&l).inspect_err(|_| bar.abandon())?;
+        update(&l, *step).inspect_err(|_| bar.abandon())?;
         *step += 1;
         pos.add(lv, chunk.len());
         let rate = (pos.seen - seen_before) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
@@ -171,7 +171,7 @@ mod tests {
                 seen.extend_from_slice(c);
                 one(1.0)
             },
-            |_| Ok(()),
+            |_, _| Ok(()),
         )
         .unwrap();
         assert_eq!((step, pos.batch, pos.seen), (4, 4, 10));
@@ -188,7 +188,7 @@ mod tests {
                 rest.extend_from_slice(c);
                 one(1.0)
             },
-            |_| Ok(()),
+            |_, _| Ok(()),
         )
         .unwrap();
         assert_eq!(rest, seen[6..]);
@@ -204,7 +204,7 @@ mod tests {
             &mut step,
             &mut pos,
             |_, s| Tensor::from_vec(vec![if s == 2 { f32::NAN } else { 1.0 }], &[1], &dev),
-            |_| {
+            |_, _| {
                 updates += 1;
                 Ok(())
             },

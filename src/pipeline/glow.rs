@@ -321,13 +321,10 @@ pub fn train(
             let c = Tensor::from_vec(cb, &[chunk.len(), k], dev)?;
             model.log_prob(&x, &c)?.mean_all()?.scale(-scale)
         };
-        let step_now = state.step;
-        let mut taken = 0;
-        let update = |l: &Tensor| {
+        let update = |l: &Tensor, step: u64| {
             if tc.schedule == LrSchedule::Cosine {
-                opt.set_lr(tc.cosine(steps_per_epoch).at(step_now + taken));
+                opt.set_lr(tc.cosine(steps_per_epoch).at(step));
             }
-            taken += 1;
             epoch::descend(l, &mut opt, &trainable, tc.clip)
         };
         let end = epoch::run(&e, &mut state.step, &mut state.position, loss, update)?;

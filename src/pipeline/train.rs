@@ -309,7 +309,7 @@ pub fn train(
             }
             nll(flow.as_ref(), &xb, &cb)
         };
-        let update = |l: &Tensor| {
+        let update = |l: &Tensor, _| {
             epoch::descend(l, &mut opt, &trainable, tc.clip)?;
             opt.set_lr(schedule.step());
             Ok(())
