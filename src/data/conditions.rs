@@ -46,29 +46,8 @@ pub struct ExtraConditions {
 impl ExtraConditions {
     pub fn read_csv(path: &Path) -> Result<ExtraConditions> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header = lines.next().ok_or_else(|| Error::file(path, "empty condition file"))?;
-        let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-        if cols.len() < 2 || cols[0] != "id" {
-            return Err(Error::file(path, "the header must be `id,name1,name2,...`"));
-        }
-        let mut by_id = HashMap::new();
-        for (ln, line) in lines.enumerate() {
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            if f.len() != cols.len() {
-                return Err(Error::file(
-                    path,
-                    format!("line {}: {} fields, header has {}", ln + 2, f.len(), cols.len()),
-                ));
-            }
-            let vals = f[1..]
-                .iter()
-                .map(|v| v.parse::<f64>().ok().filter(|v| v.is_finite()))
-                .collect::<Option<Vec<f64>>>()
-                .ok_or_else(|| Error::file(path, format!("line {}: not all values are finite numbers", ln + 2)))?;
-            by_id.insert(f[0].to_string(), vals);
-        }
-        Ok(ExtraConditions { names: cols[1..].iter().map(|s| s.to_string()).collect(), by_id })
+        let (names, rows) = super::text_tables::extra_conditions(&text).map_err(|e| Error::file(path, e))?;
+        Ok(ExtraConditions { names, by_id: rows.into_iter().collect() })
     }
 }
 

@@ -194,39 +194,7 @@ pub fn load_camels(maps: &Path, params: &Path, maps_per_sim: usize) -> Result<Hi
 /// (Omega_m, sigma_8) of every row of a CAMELS parameter table (see `load_camels`).
 fn read_params(path: &Path) -> Result<Vec<[f32; 2]>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
-    let mut rows = Vec::new();
-    let mut seen_line = false;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> =
-            if t.contains(',') { t.split(',').map(str::trim).collect() } else { t.split_whitespace().collect() };
-        let num = |s: &str| s.parse::<f32>().ok();
-        // A leading field that is not a number is the simulation's name.
-        let vals = if num(fields[0]).is_some() { &fields[..] } else { &fields[1..] };
-        let first = !seen_line;
-        seen_line = true;
-        // The first line is a header when none of its fields after the name is a number
-        // (CAMELs_params.csv starts "Name,,,,,,,seed").
-        if first && vals.iter().all(|v| num(v).is_none()) {
-            continue;
-        }
-        match (vals.first().and_then(|v| num(v)), vals.get(1).and_then(|v| num(v))) {
-            (Some(om), Some(s8)) if om.is_finite() && s8.is_finite() && om > 0.0 && s8 > 0.0 => rows.push([om, s8]),
-            _ => {
-                return Err(Error::file(
-                    path,
-                    format!("line {}: expected [name] Omega_m sigma_8 ... as positive numbers, found '{t}'", i + 1),
-                ))
-            }
-        }
-    }
-    if rows.is_empty() {
-        return Err(Error::file(path, "no parameter rows"));
-    }
-    Ok(rows)
+    super::text_tables::camels_params(&text).map_err(|e| Error::file(path, e))
 }
 
 /// Which normalisation `MapScaling::fit` builds.

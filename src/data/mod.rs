@@ -14,6 +14,7 @@ pub mod power_spectrum;
 pub mod stats;
 pub mod synth;
 pub mod synthetic;
+pub mod text_tables;
 
 use crate::error::{Error, Result};
 use ndarray::{Array2, ArrayD, Ix2};
