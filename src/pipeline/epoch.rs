@@ -65,8 +65,8 @@ pub(crate) fn step_rng(seed: u64, step: u64) -> rand::rngs::StdRng {
 }
 
 /// Runs the batches of one epoch from `pos` on. `loss` builds a batch's loss on the tape (rows of the training
-/// set, and the step about to be taken); `update` applies its gradient at that step. `step` and `pos` advance with every
-/// batch. A non-finite loss stops the run before its update, with nothing written.
+/// set, and the step about to be taken); `update` applies its gradient at that step. `step` and `pos` advance
+/// with every batch. A non-finite loss stops the run before its update, with nothing written.
 pub(crate) fn run(
     e: &Epoch,
     step: &mut u64,
