@@ -360,13 +360,22 @@ pub fn dihedral(map: &[f32], side: usize, g: usize) -> Vec<f32> {
     let mut out = vec![0f32; map.len()];
     for r in 0..side {
         for c in 0..side {
-            let i = if g & 1 != 0 { side - 1 - r } else { r };
-            let j = if g & 2 != 0 { side - 1 - c } else { c };
-            let (i, j) = if g & 4 != 0 { (j, i) } else { (i, j) };
+            let (i, j) = symmetry_of_square(r, c, side, g);
             out[i * side + j] = map[r * side + c];
         }
     }
     out
+}
+
+/// Where pixel (r, c) goes under symmetry `g` of [`dihedral`].
+fn symmetry_of_square(r: usize, c: usize, side: usize, g: usize) -> (usize, usize) {
+    let i = if g & 1 != 0 { side - 1 - r } else { r };
+    let j = if g & 2 != 0 { side - 1 - c } else { c };
+    if g & 4 != 0 {
+        (j, i)
+    } else {
+        (i, j)
+    }
 }
 
 /// HIGlow's augmentation (HI_transform): a random cyclic shift along both axes, each in `0..side-1` (numpy's
@@ -384,21 +393,13 @@ pub fn augment(map: &[f32], side: usize, transpose: bool, rng: &mut impl Rng) ->
     let (sr, sc) = if side >= 2 { (rng.random_range(0..side - 1), rng.random_range(0..side - 1)) } else { (0, 0) };
     let (fr, fc) = (rng.random_bool(0.5), rng.random_bool(0.5));
     let tr = transpose && rng.random_bool(0.5);
+    let g = usize::from(fr) | usize::from(fc) << 1 | usize::from(tr) << 2;
     let mut out = vec![0f32; map.len()];
     for (src, dst) in map.chunks(plane).zip(out.chunks_mut(plane)) {
         for r in 0..side {
             for c in 0..side {
-                // torch.roll: out[i] = in[i - shift].
-                let (mut i, mut j) = ((r + sr) % side, (c + sc) % side);
-                if fr {
-                    i = side - 1 - i;
-                }
-                if fc {
-                    j = side - 1 - j;
-                }
-                if tr {
-                    (i, j) = (j, i);
-                }
+                // torch.roll (out[i] = in[i - shift]), then the symmetry.
+                let (i, j) = symmetry_of_square((r + sr) % side, (c + sc) % side, side, g);
                 dst[i * side + j] = src[r * side + c];
             }
         }
