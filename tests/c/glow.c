@@ -5,6 +5,7 @@
  * writes the 5 x 5 grid likelihood of map 0 over 2 symmetries into OUT_DIR/post.f64 (the Omega_m axis,
  * the sigma_8 axis, then the grid); and checks that every misuse is a status with a message. One line per
  * check; exits 1 if any is wrong. */
+#include "expect.h"
 #include "gforge.h"
 
 #include <math.h>
@@ -12,19 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures = 0;
-
-static void expect(const char* what, gf_status got, gf_status want, const char* needle) {
-    const char* msg = got == GF_OK ? "" : gf_last_error();
-    int ok = got == want && (want == GF_OK || (msg[0] && (!needle || strstr(msg, needle))));
-    printf("%s %s -> %s %s\n", ok ? "ok  " : "FAIL", what, gf_status_name(got), msg);
-    if (!ok) {
-        printf("     wanted %s with \"%s\"\n", gf_status_name(want), needle ? needle : "");
-        failures++;
-    }
-}
-#define EXPECT(call, want, needle) expect(#call, (call), (want), (needle))
 
 static int read_all(const char* path, void* dst, size_t size, size_t n) {
     FILE* f = fopen(path, "rb");
@@ -80,10 +68,7 @@ int main(int argc, char** argv) {
     double lp1;
     gf_glow* other = glow;
     EXPECT(gf_glow_load("/nonexistent/glow.npz", NULL, &other), GF_ERR_USAGE, "device");
-    if (other != NULL) {
-        printf("FAIL a failed load leaves its handle NULL\n");
-        failures++;
-    }
+    check("a failed load leaves its handle NULL", other == NULL);
     EXPECT(gf_glow_sample(NULL, 1, theta, 2, 1.0f, 0, samples, dim), GF_ERR_USAGE, "glow is NULL");
     EXPECT(gf_glow_sample(glow, 1, theta, 1, 1.0f, 0, samples, dim), GF_ERR_USAGE, "cond_len");
     EXPECT(gf_glow_sample(glow, 2, theta, 2, 1.0f, 0, samples, dim), GF_ERR_USAGE, "maps_len");
@@ -101,9 +86,8 @@ int main(int argc, char** argv) {
            "axis_len");
     /* One map scored alone is the first of the batch. */
     EXPECT(gf_glow_log_prob(glow, 1, maps, dim, conds, 2, &lp1, 1), GF_OK, NULL);
-    int same = fabs(lp1 - logp[0]) <= 1e-9 * fabs(logp[0]);
-    printf("%s one map alone scores as in the batch (%.6f, %.6f)\n", same ? "ok  " : "FAIL", lp1, logp[0]);
-    failures += !same;
+    printf("one map alone %.6f, in the batch %.6f\n", lp1, logp[0]);
+    check("one map alone scores as in the batch", fabs(lp1 - logp[0]) <= 1e-9 * fabs(logp[0]));
 
     if (!write_all(argv[5], "samples.f32", samples, sizeof *samples, 3 * dim) ||
         !write_all(argv[5], "logp.f64", logp, sizeof *logp, n) ||

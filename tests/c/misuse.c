@@ -2,6 +2,7 @@
  * per-star-condition calls agree with the one-condition calls. Run by tests/capi.rs:
  *   misuse FLOW.npz CORRUPT.npz MISSING.npz HAS_CUDA
  * One line per case; exits 1 if any case is wrong. */
+#include "expect.h"
 #include "gforge.h"
 
 #include <math.h>
@@ -9,25 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures = 0;
-
-/* `want` with a message containing `needle` (any non-empty message when NULL). */
-static void expect(const char* what, gf_status got, gf_status want, const char* needle) {
-    const char* msg = got == GF_OK ? "" : gf_last_error();
-    int ok = got == want && (want == GF_OK || (msg[0] && (!needle || strstr(msg, needle))));
-    printf("%s %s -> %s %s\n", ok ? "ok  " : "FAIL", what, gf_status_name(got), msg);
-    if (!ok) {
-        printf("     wanted %s with \"%s\"\n", gf_status_name(want), needle ? needle : "");
-        failures++;
-    }
-}
-#define EXPECT(call, want, needle) expect(#call, (call), (want), (needle))
-
-static void check(const char* what, int ok) {
-    printf("%s %s\n", ok ? "ok  " : "FAIL", what);
-    if (!ok) failures++;
-}
 
 int main(int argc, char** argv) {
     if (argc < 5) {
