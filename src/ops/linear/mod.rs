@@ -23,11 +23,21 @@ pub enum Act {
 }
 
 impl Act {
-    fn apply(self, t: Tensor) -> Result<Tensor> {
+    /// The activation as its own op (the composite path of the fused layers).
+    pub(crate) fn apply(self, t: Tensor) -> Result<Tensor> {
         match self {
             Act::Identity => Ok(t),
             Act::Relu => t.relu(),
             Act::LeakyRelu(a) => t.leaky_relu(a),
+        }
+    }
+
+    /// The slope for negative inputs (1 for identity), so act(t) = max(t, 0) + slope min(t, 0).
+    pub(crate) fn slope(self) -> f32 {
+        match self {
+            Act::Identity => 1.0,
+            Act::Relu => 0.0,
+            Act::LeakyRelu(a) => a,
         }
     }
 }
