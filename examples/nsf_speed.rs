@@ -14,6 +14,11 @@ use std::time::Instant;
 static ALLOC: galactic_forge::alloc::CachingAlloc = galactic_forge::alloc::CachingAlloc::new(8 << 30);
 
 fn main() -> galactic_forge::Result<()> {
+    // Once into the worker pool, not once per op (src/pool.rs).
+    galactic_forge::on_pool(run)
+}
+
+fn run() -> galactic_forge::Result<()> {
     let a: Vec<String> = std::env::args().collect();
     let arg = |i: usize, d: usize| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let dev = Device::parse(a.get(1).map(String::as_str).unwrap_or("cpu"))?;

@@ -20,10 +20,12 @@ pub mod ops;
 pub mod optim;
 pub mod pipeline;
 pub mod plot;
+pub mod pool;
 pub mod selftest;
 pub mod tensor;
 
 pub use autodiff::{backward, no_grad, Grads, Var};
 pub use backend::Device;
 pub use error::{Error, ErrorKind, Result};
+pub use pool::on_pool;
 pub use tensor::Tensor;

@@ -47,8 +47,11 @@ fn set_last_error(msg: &str) {
 
 /// Runs one entry point: its error becomes a status and the thread's last message; a panic becomes
 /// `Internal` with the panic's message, and never unwinds into C.
+/// The call runs on the library's worker pool (`galactic_forge::on_pool`: one hand-off per call, not one
+/// per op); its message is stored on the calling thread.
 pub(crate) fn guard(f: impl FnOnce() -> galactic_forge::Result<()>) -> GfStatus {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    let job = CallerBlocks(f);
+    match galactic_forge::on_pool(move || catch_unwind(AssertUnwindSafe(job.into_inner()))) {
         Ok(Ok(())) => GfStatus::Ok,
         Ok(Err(e)) => {
             set_last_error(&e.to_string());
@@ -63,6 +66,20 @@ pub(crate) fn guard(f: impl FnOnce() -> galactic_forge::Result<()>) -> GfStatus 
             set_last_error(&format!("internal error (a bug in gforge, please report it): {what}"));
             GfStatus::Internal
         }
+    }
+}
+
+/// An entry point's body, moved to a pool worker although it holds the caller's raw pointers.
+struct CallerBlocks<F>(F);
+
+// SAFETY: `on_pool` blocks the calling thread until the body has run, so whatever the body borrows from
+// the caller (pointers into its arrays, its handles) outlives the call, and nothing else touches them.
+unsafe impl<F> Send for CallerBlocks<F> {}
+
+impl<F> CallerBlocks<F> {
+    /// Taken whole (a method, so the closure captures the wrapper, not its non-Send field).
+    fn into_inner(self) -> F {
+        self.0
     }
 }
 

@@ -1131,7 +1131,7 @@ fn main() -> ExitCode {
         Cmd::Higlow { .. } => Some("higlow"),
         _ => None,
     };
-    match run(cli) {
+    match galactic_forge::on_pool(|| run(cli)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(Error::Interrupted { path, epoch, batch }) if no_resume.is_some() => {
