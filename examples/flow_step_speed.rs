@@ -1,17 +1,28 @@
 //! CPU/GPU training-step time of the MADE- and coupling-based flows (MAF, NICE, NICE affine, SOSPF):
-//! forward, backward and an Adam step on random standard-normal batches; prints ms per step.
+//! forward, backward and an Adam step on random standard-normal batches; prints ms per step (and stars/s),
+//! then sampling stars/s (the inverse pass for one condition, as benches/torch/zuko_flows.py samples).
 //! Usage: flow_step_speed [device] [steps] [batch] [flows, comma-separated: maf,nice,nice_affine,sospf]
-use galactic_forge::flows::{nll, Flow, Maf, MafConfig, Nice, NiceConfig, Sospf, SospfConfig};
+//!        [sample_stars (default 0: no sampling)]
+use galactic_forge::flows::{nll, sample, Flow, Maf, MafConfig, Nice, NiceConfig, Sospf, SospfConfig};
 use galactic_forge::optim::{Adam, AdamConfig, AdamKind};
 use galactic_forge::{backward, Device, Tensor};
 use rand::SeedableRng;
 use std::time::Instant;
 
+/// As `gforge` does (src/alloc.rs).
+#[global_allocator]
+static ALLOC: galactic_forge::alloc::CachingAlloc = galactic_forge::alloc::CachingAlloc::new(8 << 30);
+
 fn main() -> galactic_forge::Result<()> {
+    // Once into the worker pool, not once per op (src/pool.rs).
+    galactic_forge::on_pool(run)
+}
+
+fn run() -> galactic_forge::Result<()> {
     let a: Vec<String> = std::env::args().collect();
     let arg = |i: usize, d: usize| a.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let dev = Device::parse(a.get(1).map(String::as_str).unwrap_or("cpu"))?;
-    let (steps, batch) = (arg(2, 200), arg(3, 1024));
+    let (steps, batch, stars) = (arg(2, 200), arg(3, 1024), arg(5, 0));
     let which = a.get(4).cloned().unwrap_or_else(|| "maf,nice,nice_affine,sospf".into());
     let (dim, conds) = (10, 4);
     for name in which.split(',') {
@@ -48,7 +59,21 @@ fn main() -> galactic_forge::Result<()> {
         }
         dev.synchronize()?;
         let ms = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
-        println!("{name:<12} device {dev} batch {batch} steps {steps}: {ms:.2} ms/step (final loss {loss:.4})");
+        let per_s = batch as f64 / ms * 1e3;
+        println!("{name:<12} device {dev} batch {batch} steps {steps}: {ms:.2} ms/step, {per_s:.0} stars/s (final loss {loss:.4})");
+        if stars > 0 {
+            // Chunks of 300,000, as zuko_flows.py and nsf_speed sample.
+            let c = Tensor::randn(&[1, conds], &mut rng, &dev)?;
+            sample(flow.as_ref(), 1024.min(stars), &c, &mut rng)?.to_vec()?;
+            let t = Instant::now();
+            let mut done = 0;
+            while done < stars {
+                let m = (stars - done).min(300_000);
+                sample(flow.as_ref(), m, &c, &mut rng)?.to_vec()?;
+                done += m;
+            }
+            println!("{name:<12} sampling: {:.0} stars/s", stars as f64 / t.elapsed().as_secs_f64());
+        }
     }
     Ok(())
 }

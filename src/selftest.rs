@@ -164,6 +164,21 @@ pub fn cases() -> Vec<Case> {
             x[0].masked_linear(&x[1], &Tensor::from_vec(m, &[45, 71], x[0].device())?, &x[2])
         }));
     }
+    // A whole MADE layer (fused on the CPU): no context, a context row per sample, one broadcast context row.
+    let made_mask = |dev: &crate::Device| {
+        let m: Vec<f32> = (0..45 * 71).map(|i| ((i / 71 * 5 + i % 71 * 3) % 7 < 4) as u8 as f32).collect();
+        Tensor::from_vec(m, &[45, 71], dev)
+    };
+    let mut c = case("made_layer relu", &[&[67, 45], &[45, 71], &[71]], sym, move |x| {
+        x[0].made_layer(&x[1], &made_mask(x[0].device())?, &x[2], None, Act::Relu)
+    });
+    c.kinks = true;
+    v.push(c);
+    for (name, rows) in [("made_layer (context)", 67), ("made_layer (one context row)", 1)] {
+        v.push(case(name, &[&[67, 45], &[45, 71], &[71], &[rows, 6], &[6, 71]], sym, move |x| {
+            x[0].made_layer(&x[1], &made_mask(x[0].device())?, &x[2], Some((&x[3], &x[4])), Act::Identity)
+        }));
+    }
     // Couplings: 9 features, 4 passing; compact masks read 5 columns per kind, dense ones 9. The packed output
     // (y, ld) is checked whole; raw log-scales are halved where unclamped so exp stays moderate.
     use crate::ops::coupling::{CouplingKind, CouplingMask};

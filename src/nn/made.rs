@@ -5,11 +5,12 @@ use super::Module;
 use crate::autodiff::Var;
 use crate::backend::Device;
 use crate::error::Result;
+use crate::ops::linear::Act;
 use crate::tensor::Tensor;
 use rand::RngExt;
 
-/// y = x (W * M) + b, plus c Wc when a context is given: the masked linear layer of MADE. The masked part is
-/// one `masked_linear` op (W ⊙ M is never materialised on a GPU); the context term stays a plain matmul.
+/// act(x (W * M) + c Wc + b), the context term only where a context is given: one layer of MADE, as one
+/// `made_layer` op (fused on the CPU; W ⊙ M is never materialised on a GPU).
 pub struct MaskedLinear {
     pub w: Var,
     pub mask: Var,
@@ -18,13 +19,11 @@ pub struct MaskedLinear {
 }
 
 impl MaskedLinear {
-    pub fn forward(&self, x: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, c: Option<&Tensor>, act: Act) -> Result<Tensor> {
         let _layer = crate::autodiff::anomaly::scope_of(&self.w);
-        let mut y = x.masked_linear(&self.w.get(), &self.mask.get(), &self.b.get())?;
-        if let (Some(wc), Some(c)) = (&self.wc, c) {
-            y = y.add(&c.matmul(&wc.get())?)?;
-        }
-        Ok(y)
+        let wc = self.wc.as_ref().map(Var::get);
+        let context = c.zip(wc.as_ref());
+        x.made_layer(&self.w.get(), &self.mask.get(), &self.b.get(), context, act)
     }
 }
 
@@ -85,10 +84,8 @@ impl Made {
     pub fn forward(&self, x: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h, if i == 0 { c } else { None })?;
-            if i + 1 < self.layers.len() {
-                h = h.relu()?;
-            }
+            let act = if i + 1 < self.layers.len() { Act::Relu } else { Act::Identity };
+            h = l.forward(&h, if i == 0 { c } else { None }, act)?;
         }
         Ok(h)
     }
