@@ -2,7 +2,7 @@
 //! autoregressive layers with alternating (reversed) orders, each a MADE over the features with the
 //! condition as context. Data -> noise: z_i = x_i exp(s_i) + t_i with (t_i, s_i) = MADE(x_<i, c), the
 //! log-scale soft-clamped as s = B tanh(raw / B), B = 3, so one layer never scales by more than e^±3.
-//! The inverse runs the MADE D times, fixing one more feature in order each pass. The affine step (with the
+//! The inverse fixes one more feature in order each pass, computing each MADE unit once (nn/made_inverse.rs). The affine step (with the
 //! soft clamp and the log-det sum) is one `coupling` op with a mask of all zeros on the MADE's packed output.
 //! The MADEs read x soft-clipped ([`super::CONDITIONER_CLIP`] says why: samples no longer explode).
 use super::{add_logdet, check_inputs, conditioner_input, zuko_affine, Flow};
@@ -124,12 +124,9 @@ impl Flow for Maf {
             let mut h = z.clone();
             for m in self.mades.iter().rev() {
                 // Pass k fixes the feature of order k (its parameters depend only on lower orders).
-                let mut x = Tensor::zeros(h.shape(), h.device())?;
-                for _ in 0..self.cfg.dim {
-                    let u = conditioner_input(&x, self.cfg.conditioner_clip)?;
-                    x = self.step(&h, &m.forward(&u, Some(c))?, true)?.0;
-                }
-                h = x;
+                let x0 = Tensor::zeros(h.shape(), h.device())?;
+                let input = |x: &Tensor| conditioner_input(x, self.cfg.conditioner_clip);
+                h = m.invert(&x0, Some(c), input, |out| Ok(self.step(&h, out, true)?.0))?;
             }
             Ok(h)
         })

@@ -111,11 +111,29 @@ pub fn nll(flow: &dyn Flow, x: &Tensor, c: &Tensor) -> Result<Tensor> {
     log_prob(flow, x, c)?.mean_all()?.neg()
 }
 
+/// Rows per inverse pass when sampling on the CPU. Each row's inverse is independent, and in blocks this
+/// size a pass's activations stay in cache and its buffers are reused (the caching allocator matches
+/// sizes exactly): MAF sampling of 300,000 stars went from 19,950 to 41,919 stars/s on one thread
+/// (4,096: 39,925; 65,536: 38,012), GalacticFlow's NSF from 23,384 to 25,363. GPUs take the whole batch.
+const SAMPLE_ROWS: usize = 16384;
+
 /// `n` vectors drawn from q(. | c) for one condition c [1, C] or per-row conditions [n, C].
 pub fn sample(flow: &dyn Flow, n: usize, c: &Tensor, rng: &mut impl rand::Rng) -> Result<Tensor> {
     no_grad(|| {
         let z = Tensor::randn(&[n, flow.dim()], rng, c.device())?;
-        flow.inverse(&z, c)
+        let rows = SAMPLE_ROWS;
+        if n <= rows || !c.device().is_cpu() {
+            return flow.inverse(&z, c);
+        }
+        let parts = (0..n)
+            .step_by(rows)
+            .map(|r0| {
+                let len = rows.min(n - r0);
+                let cr = if c.shape()[0] == n { c.narrow(0, r0, len)? } else { c.clone() };
+                flow.inverse(&z.narrow(0, r0, len)?, &cr)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0)
     })
 }
 

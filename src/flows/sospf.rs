@@ -81,11 +81,13 @@ impl Sospf {
 
     /// The MADE's [B, P * D] output (parameter-major) as the kernel's [B, D, P].
     fn theta(&self, m: &Made, x: &Tensor, c: &Tensor) -> Result<Tensor> {
-        let b = x.shape()[0];
-        m.forward(x, Some(c))?
-            .reshape(&[b, self.cfg.sos.params_per_dim(), self.cfg.dim])?
-            .transpose()?
-            .add(&self.offset)
+        self.params(&m.forward(x, Some(c))?)
+    }
+
+    /// The polynomial parameters from a MADE's output.
+    fn params(&self, out: &Tensor) -> Result<Tensor> {
+        let b = out.shape()[0];
+        out.reshape(&[b, self.cfg.sos.params_per_dim(), self.cfg.dim])?.transpose()?.add(&self.offset)
     }
 }
 
@@ -131,10 +133,9 @@ impl Flow for Sospf {
             let mut h = z.clone();
             for m in self.mades.iter().rev() {
                 let v = h.scale(1.0 / b)?;
-                let mut y = Tensor::zeros(h.shape(), h.device())?;
-                for _ in 0..self.cfg.dim {
-                    y = v.sos_transform(&self.theta(m, &y, c)?, &self.cfg.sos, true)?.0.scale(b)?;
-                }
+                let y0 = Tensor::zeros(h.shape(), h.device())?;
+                let step = |out: &Tensor| v.sos_transform(&self.params(out)?, &self.cfg.sos, true)?.0.scale(b);
+                let y = m.invert(&y0, Some(c), |y| Ok(y.clone()), step)?;
                 h = softclip_inverse(&y, b)?;
             }
             Ok(h)

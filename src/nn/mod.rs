@@ -8,6 +8,7 @@ mod inv_conv;
 mod linear;
 mod lu;
 mod made;
+mod made_inverse;
 
 pub use actnorm::{ActNorm, CondActNorm, INJECTOR_CLAMP};
 pub use conv::{Conv2d, ConvTranspose2d};
