@@ -78,7 +78,13 @@ fn launch(
 
 impl Tensor {
     /// (m, n, k) of x [.., k] (m rows), w and mask [k, n], b [n], on one device.
-    fn check_masked_linear(&self, op: &'static str, w: &Tensor, mask: &Tensor, b: &Tensor) -> Result<(usize, usize, usize)> {
+    fn check_masked_linear(
+        &self,
+        op: &'static str,
+        w: &Tensor,
+        mask: &Tensor,
+        b: &Tensor,
+    ) -> Result<(usize, usize, usize)> {
         for t in [w, mask, b] {
             self.check_same_device(t)?;
         }
@@ -205,7 +211,12 @@ impl Tensor {
             if !ok {
                 return Err(Error::shape(
                     "made_layer",
-                    format!("x {:?}, context {:?}, Wc {:?}: want [m, k], [m or 1, kc], [kc, {n}]", self.shape(), c.shape(), wc.shape()),
+                    format!(
+                        "x {:?}, context {:?}, Wc {:?}: want [m, k], [m or 1, kc], [kc, {n}]",
+                        self.shape(),
+                        c.shape(),
+                        wc.shape()
+                    ),
                 ));
             }
         }
@@ -216,7 +227,8 @@ impl Tensor {
                 _ => None,
             },
         };
-        let (Some(xv), Some(wv), Some(mv), Some(bv), Some(ctx)) = (on_cpu(self), on_cpu(w), on_cpu(mask), on_cpu(b), ctx)
+        let (Some(xv), Some(wv), Some(mv), Some(bv), Some(ctx)) =
+            (on_cpu(self), on_cpu(w), on_cpu(mask), on_cpu(b), ctx)
         else {
             let mut y = self.masked_linear(w, mask, b)?;
             if let Some((c, wc)) = context {
