@@ -1,7 +1,7 @@
 //! CPU transposed convolution: per batch element one `gemm` (cols = w^T x_n) and a col2im scatter, the
 //! adjoint of conv2d's im2col + gemm. Parallel as conv2d: over the batch when it is large enough, else
 //! gemm's own threads and col2im parallel over output channels.
-use crate::ops::conv2d::cpu::{batch_parallel, col2im, sgemm, Geom, Mat};
+use crate::ops::conv2d::cpu::{batch_parallel, col2im, col2im_tiled, sgemm, tiled, Geom, Mat};
 use crate::ops::conv2d::Params;
 use rayon::prelude::*;
 
@@ -22,7 +22,14 @@ pub fn conv_transpose2d_fwd(p: &Params, x: &[f32], w: &[f32], b: Option<&[f32]>)
     let wt = Mat { data: w, rs: 1, cs: rows };
     let one = |ni: usize, yi: &mut [f32], col: &mut Vec<f32>, par: bool| {
         let xm = Mat { data: &x[ni * t.cin * hw..], rs: hw, cs: 1 };
-        if g.identity_cols() {
+        if tiled(&g) {
+            // The columns of a tile of x's rows: w^T x[:, tile].
+            let cols = |col: &mut [f32], r: std::ops::Range<usize>| {
+                let xt = Mat { data: &x[ni * t.cin * hw + r.start * t.w..], rs: hw, cs: 1 };
+                sgemm((rows, r.len() * t.w, t.cin), col, wt, xt, false, false);
+            };
+            col2im_tiled(&g, yi, cols);
+        } else if g.identity_cols() {
             sgemm((rows, hw, t.cin), yi, wt, xm, false, par);
         } else {
             col.resize(rows * hw, 0.0);
