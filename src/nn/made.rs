@@ -1,5 +1,6 @@
 //! MADE (Germain et al. 2015): a masked MLP whose output k depends only on inputs of lower order, with
 //! a context vector feeding every first-layer unit. Degrees of hidden units are drawn from a seeded RNG,
+//! degree 0 (context only) included when there is a context,
 //! and the masks are kept as buffers (saved in checkpoints), so a model is rebuilt exactly.
 use super::Module;
 use crate::autodiff::Var;
@@ -47,9 +48,12 @@ impl Made {
     ) -> Result<Made> {
         let d = order.len();
         let mut degrees: Vec<Vec<usize>> = vec![order.to_vec()];
+        // Hidden degrees in 1..D-1 (a unit of degree D would connect to no output), and 0 with a context:
+        // such a unit sees the context alone, and is the only path from the context to the first
+        // feature's parameters (as in zuko's MADE, whose hidden units cover the context-only row).
+        let lo = usize::from(cond_dim == 0);
         for &h in hidden {
-            // Hidden degrees in 1..D-1 (a unit of degree D would connect to no output).
-            degrees.push((0..h).map(|_| rng.random_range(1..d.max(2))).collect());
+            degrees.push((0..h).map(|_| rng.random_range(lo..d.max(2))).collect());
         }
         let out_deg: Vec<usize> = (0..per).flat_map(|_| order.iter().copied()).collect();
         degrees.push(out_deg);
