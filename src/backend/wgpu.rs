@@ -6,6 +6,7 @@
 //! - wgpu panics on validation errors unless they are captured: each launch and allocation runs inside
 //!   error scopes (thread-local, so concurrent users see only their own errors), and a handler records
 //!   anything outside a scope, reported as an `Error` at the next flush.
+//! - A GL adapter is used by one thread at a time (`WgpuDevice::serial`).
 use super::{DeviceInfo, Launch};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -29,6 +30,11 @@ pub struct WgpuDevice {
     max_binding: u64,
     /// `Limits::max_compute_workgroups_per_dimension` of the adapter (65,535 unless it allows more).
     max_workgroups: u32,
+    /// GL adapters only. wgpu-hal guards a GL adapter's one EGL context with a lock that it waits on for 6 s
+    /// and then panics ("Could not lock adapter context"); a wait for a long dispatch on a software GL
+    /// device holds it longer than that while another thread allocates. Every call into a GL device takes
+    /// this lock first, so threads queue here instead. Reentrant: `upload` allocates, then flushes.
+    serial: Option<parking_lot::ReentrantMutex<()>>,
 }
 
 #[derive(Default)]
@@ -64,6 +70,8 @@ impl WgpuBuffer {
 
 impl Drop for WgpuBuffer {
     fn drop(&mut self) {
+        // A buffer the pool does not keep is destroyed here, which calls into the driver.
+        let _gl = self.dev.serial();
         if let Some(b) = self.buf.take() {
             let mut pool = self.dev.pool.lock().unwrap();
             if pool.bytes + b.size() <= POOL_BYTES {
@@ -159,7 +167,7 @@ impl WgpuDevice {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.lock().unwrap().push(e.to_string())));
         let d = Arc::new(WgpuDevice {
             index,
-            info,
+            info: info.clone(),
             device,
             queue,
             pipelines: Mutex::default(),
@@ -168,9 +176,15 @@ impl WgpuDevice {
             errors,
             max_binding: limits.max_storage_buffer_binding_size,
             max_workgroups: limits.max_compute_workgroups_per_dimension,
+            serial: (info.backend == wgpu::Backend::Gl).then(Default::default),
         });
         open.insert(index, d.clone());
         Ok(d)
+    }
+
+    /// Held for the duration of every call into the driver on a GL adapter (see the field).
+    fn serial(&self) -> Option<parking_lot::ReentrantMutexGuard<'_, ()>> {
+        self.serial.as_ref().map(|m| m.lock())
     }
 
     fn check_errors(&self, what: &str) -> Result<()> {
@@ -184,6 +198,7 @@ impl WgpuDevice {
     }
 
     fn buffer(self: &Arc<Self>, len: usize) -> Result<WgpuBuffer> {
+        let _gl = self.serial();
         // wgpu rejects zero-sized bindings; keep at least one element.
         let size = (len.max(1) * 4) as u64;
         if size > self.max_binding {
@@ -223,6 +238,7 @@ impl WgpuDevice {
     }
 
     pub fn upload(self: &Arc<Self>, bytes: &[u8], len: usize) -> Result<WgpuBuffer> {
+        let _gl = self.serial();
         let b = self.buffer(len)?;
         // A pooled buffer may still be read by recorded work: submit that first so the write lands after it.
         self.flush()?;
@@ -240,6 +256,7 @@ impl WgpuDevice {
     }
 
     fn pipeline(&self, family: &'static str, entry: &'static str) -> Result<Arc<wgpu::ComputePipeline>> {
+        let _gl = self.serial();
         if let Some(p) = self.pipelines.lock().unwrap().get(&(family, entry)) {
             return Ok(p.clone());
         }
@@ -279,6 +296,7 @@ impl WgpuDevice {
         inputs: &[&super::Storage],
         outputs: &[&super::Storage],
     ) -> Result<()> {
+        let _gl = self.serial();
         let pipeline = self.pipeline(l.family, l.entry)?;
         // Build and validate the bind group first: an invalid one recorded into the shared encoder would
         // poison every later submit.
@@ -345,11 +363,13 @@ impl WgpuDevice {
 
     /// Submits recorded work.
     pub fn flush(&self) -> Result<()> {
+        let _gl = self.serial();
         self.submit(&mut self.pending.lock().unwrap());
         self.check_errors("submit")
     }
 
     pub fn synchronize(&self) -> Result<()> {
+        let _gl = self.serial();
         self.flush()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -358,6 +378,7 @@ impl WgpuDevice {
     }
 
     pub fn download(&self, b: &WgpuBuffer) -> Result<Vec<u8>> {
+        let _gl = self.serial();
         let size = (b.len * 4) as u64;
         if size == 0 {
             return Ok(Vec::new());
