@@ -1,8 +1,9 @@
-//! kill -9 at any moment loses nothing: `gforge flow train` and `gforge ae train` are killed with SIGKILL at
-//! random moments (at start-up before any checkpoint exists, mid-epoch, and on purpose while a checkpoint's
-//! temporary file is half written, through the `GFORGE_TEST_WRITE_PAUSE_MS` hook of `io::write_atomic`) and
-//! started again with `--resume` each time. After every kill the checkpoint on disk (if any) loads with its
-//! checksums; the chain ends on the weights of an uninterrupted run, bit for bit, with no temporary left.
+//! kill -9 at any moment loses nothing: `gforge flow train`, `gforge ae train` and `gforge glow train` are
+//! killed with SIGKILL at random moments (at start-up before any checkpoint exists, mid-epoch, and on purpose
+//! while a checkpoint's temporary file is half written, through the `GFORGE_TEST_WRITE_PAUSE_MS` hook of
+//! `io::write_atomic`) and started again with `--resume` each time. After every kill the checkpoint on disk
+//! (if any) loads with its checksums; the chain ends on the weights of an uninterrupted run, bit for bit, with
+//! no temporary left.
 //!
 //! The moments are random (seeded from the clock, printed; `GFORGE_KILL_SEED=<n>` replays a run).
 #![cfg(unix)]
@@ -254,4 +255,41 @@ fn ae_train_survives_kill_9_at_any_moment() {
         ])
     };
     kill_and_resume("ae train", &ck, &args);
+}
+
+#[test]
+fn glow_train_survives_kill_9_at_any_moment() {
+    let dir = tmpdir("kill-glow");
+    let data = dir.join("hi");
+    let (code, _, err) =
+        gforge(&["synth", "hi-maps", "--out", s(&data), "--sims", "8", "--maps-per-sim", "3", "--seed", "5"]);
+    assert_eq!(code, 0, "{err}");
+    // Checkpoints go to their own folder, away from the maps.
+    let ck = dir.join("ck");
+    std::fs::create_dir_all(&ck).unwrap();
+    let args = |out: &Path| {
+        strings(&[
+            "glow",
+            "train",
+            "--data",
+            s(&data),
+            "--out",
+            s(out),
+            "--blocks",
+            "2",
+            "--steps",
+            "1",
+            "--hidden",
+            "4",
+            "--epochs",
+            "40",
+            "--batch",
+            "4",
+            "--val-fraction",
+            "0.25",
+            "--device",
+            "cpu",
+        ])
+    };
+    kill_and_resume("glow train", &ck, &args);
 }
