@@ -1,7 +1,7 @@
 //! MADE (Germain et al. 2015): a masked MLP whose output k depends only on inputs of lower order, with
-//! a context vector feeding every first-layer unit. Degrees of hidden units are drawn from a seeded RNG,
-//! degree 0 (context only) included when there is a context,
-//! and the masks are kept as buffers (saved in checkpoints), so a model is rebuilt exactly.
+//! a context vector feeding every first-layer unit. Degrees of hidden units are drawn from a seeded RNG
+//! (degree 0, context only, included when there is a context), and the masks are kept as buffers (saved in
+//! checkpoints), so a model is rebuilt exactly.
 use super::Module;
 use crate::autodiff::Var;
 use crate::backend::Device;
