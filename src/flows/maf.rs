@@ -2,8 +2,9 @@
 //! autoregressive layers with alternating (reversed) orders, each a MADE over the features with the
 //! condition as context. Data -> noise: z_i = x_i exp(s_i) + t_i with (t_i, s_i) = MADE(x_<i, c), the
 //! log-scale soft-clamped as s = B tanh(raw / B), B = 3, so one layer never scales by more than e^±3.
-//! The inverse fixes one more feature in order each pass, computing each MADE unit once (nn/made_inverse.rs). The affine step (with the
-//! soft clamp and the log-det sum) is one `coupling` op with a mask of all zeros on the MADE's packed output.
+//! The inverse fixes one more feature in order each pass, computing each MADE unit once
+//! (nn/made_inverse.rs). The affine step (with the soft clamp and the log-det sum) is one `coupling` op with a
+//! mask of all zeros on the MADE's packed output.
 //! The MADEs read x soft-clipped ([`super::CONDITIONER_CLIP`] says why: samples no longer explode).
 use super::{add_logdet, check_inputs, conditioner_input, zuko_affine, Flow};
 use crate::autodiff::{no_grad, Var};

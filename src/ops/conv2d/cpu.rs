@@ -147,6 +147,12 @@ fn tile_rows(g: &Geom) -> usize {
     ((1usize << 18) / (g.k() * g.ow).max(1)).clamp(1, g.oh.max(1))
 }
 
+/// The tiles of output rows, [`tile_rows`] each (the last one shorter).
+fn tiles(g: &Geom) -> Vec<Range<usize>> {
+    let r = tile_rows(g);
+    (0..g.oh).step_by(r).map(|o0| o0..(o0 + r).min(g.oh)).collect()
+}
+
 /// True when one image's column matrix is large enough to be built and multiplied in tiles of output rows.
 pub(crate) fn tiled(g: &Geom) -> bool {
     !g.identity_cols() && g.k() * g.oh * g.ow > 1 << 20 && tile_rows(g) < g.oh
@@ -208,8 +214,7 @@ fn image_rows(g: &Geom, rows: &Range<usize>) -> Range<usize> {
 /// (Neighbouring tiles touch the same image rows, so they cannot scatter into img directly.)
 pub(crate) fn col2im_tiled(g: &Geom, img: &mut [f32], cols: impl Fn(&mut [f32], Range<usize>) + Sync) {
     let (k, hw) = (g.k(), g.h * g.w);
-    let r = tile_rows(g);
-    let tiles: Vec<Range<usize>> = (0..g.oh).step_by(r).map(|o0| o0..(o0 + r).min(g.oh)).collect();
+    let tiles = tiles(g);
     let blocks: Vec<(Range<usize>, Vec<f32>)> = tiles
         .par_iter()
         .map_init(Vec::new, |col: &mut Vec<f32>, rows| {
@@ -312,8 +317,7 @@ pub fn conv2d_fwd(p: &Params, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f3
         if tiled(&g) {
             // y[:, tile] = W cols(tile): tiles of output rows in parallel, each with its own column buffer
             // and a one-thread gemm, into its own [Cout, tile] block; the blocks are then copied into y.
-            let r = tile_rows(&g);
-            let tiles: Vec<Range<usize>> = (0..g.oh).step_by(r).map(|o0| o0..(o0 + r).min(g.oh)).collect();
+            let tiles = tiles(&g);
             let blocks: Vec<Vec<f32>> = tiles
                 .par_iter()
                 .map_init(Vec::new, |col: &mut Vec<f32>, rows| {
@@ -374,8 +378,7 @@ pub fn conv2d_wgrad(p: &Params, x: &[f32], gy: &[f32]) -> Vec<f32> {
         if tiled(&g) {
             // dw += g[:, tile] cols(tile)^T: tiles of output rows in parallel, each thread with its own
             // column buffer and partial dw, added up at the end.
-            let r = tile_rows(&g);
-            let tiles: Vec<Range<usize>> = (0..g.oh).step_by(r).map(|o0| o0..(o0 + r).min(g.oh)).collect();
+            let tiles = tiles(&g);
             let part = tiles
                 .par_iter()
                 .fold(

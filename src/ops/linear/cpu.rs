@@ -15,6 +15,7 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], m: usize, k: usize, n: usize, ac
     let slope = act.slope();
     // Branch-free (identity is slope 1), so the loop vectorises.
     y.par_chunks_mut(ROWS * n1).for_each(|c| {
+        // A local copy: read through the closure's reference, the slope kept the loop scalar (as in act_grad).
         let slope = slope;
         for r in c.chunks_mut(n1) {
             for (v, &bj) in r.iter_mut().zip(b) {
