@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod autodiff;
 pub mod backend;
+pub mod build_budget;
 pub mod checkpoint;
 pub mod data;
 pub mod error;

@@ -82,6 +82,12 @@ impl Tensor {
     }
 
     pub fn from_vec(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Tensor> {
+        crate::build_budget::take(data.len() as u64)?;
+        Self::from_host(data, shape, device)
+    }
+
+    /// `from_vec` for values already counted against the build budget.
+    fn from_host(data: Vec<f32>, shape: &[usize], device: &Device) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         if data.len() != n {
             return Err(Error::shape("from_vec", format!("{} values for shape {shape:?}", data.len())));
@@ -115,9 +121,9 @@ impl Tensor {
 
     /// Standard normal values drawn on the host from `rng` (reproducible across devices).
     pub fn randn(shape: &[usize], rng: &mut impl rand::Rng, device: &Device) -> Result<Tensor> {
-        let n = shape.iter().product();
+        let n = crate::build_budget::take_shape(shape)?;
         let v = (0..n).map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal)).collect();
-        Self::from_vec(v, shape, device)
+        Self::from_host(v, shape, device)
     }
 
     /// Uniform values in [lo, hi) drawn on the host from `rng`.
@@ -128,9 +134,9 @@ impl Tensor {
         rng: &mut impl rand::Rng,
         device: &Device,
     ) -> Result<Tensor> {
-        let n = shape.iter().product();
+        let n = crate::build_budget::take_shape(shape)?;
         let v = (0..n).map(|_| lo + (hi - lo) * rng.random::<f32>()).collect();
-        Self::from_vec(v, shape, device)
+        Self::from_host(v, shape, device)
     }
 
     pub fn from_ndarray(a: &ArrayD<f32>, device: &Device) -> Result<Tensor> {

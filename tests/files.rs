@@ -262,3 +262,47 @@ fn inputs_that_crashed_the_fuzzed_readers_are_clear_errors() {
     }
     assert!(n >= 2, "the fuzz regressions are missing from {}", dir.display());
 }
+
+/// Settings that describe a far larger model than the checkpoint's tensors (a corrupt or hostile file) are
+/// one checkpoint error from every loader, before anything that size is allocated: `hidden: 200000` in a
+/// Glow checkpoint aborted the process asking the allocator for 160 GB. The weights are the fuzzing seeds'
+/// (fuzz/corpus/checkpoint-weights: one small checkpoint of each kind the CLI writes).
+#[test]
+fn settings_that_describe_a_larger_model_than_the_file_are_refused_before_building_it() {
+    use galactic_forge::pipeline::{ae, glow, SavedModel};
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/checkpoint-weights");
+    let load = |name: &str| {
+        let p = seeds.join(name);
+        (checkpoint::load(&p).unwrap(), p)
+    };
+    let refused = |e: Error| {
+        let msg = ck_error(e);
+        assert!(msg.contains("describe a larger model than the"), "{msg}");
+    };
+    for (file, key, value) in [
+        ("glow.npz", "/glow/hidden", serde_json::json!(200_000)),
+        ("glow.npz", "/glow/steps", serde_json::json!(1u64 << 40)),
+        ("ae.npz", "/autoencoder/channels", serde_json::json!([3, 4, 100_000])),
+        ("nsf.npz", "/flow/hidden", serde_json::json!(300_000)),
+        ("nsf.npz", "/flow/dim", serde_json::json!(100_000)),
+        ("maf.npz", "/flow/hidden", serde_json::json!([1u64 << 40])),
+        ("nice.npz", "/flow/hidden", serde_json::json!([4, 1u64 << 33])),
+        ("sospf.npz", "/flow/transforms", serde_json::json!(1u64 << 36)),
+    ] {
+        let (mut ck, path) = load(file);
+        // The unchanged file loads.
+        let ok = match file {
+            "glow.npz" => glow::from_checkpoint(&path, ck.clone(), &CPU).map(drop),
+            "ae.npz" => ae::from_checkpoint(&path, ck.clone(), &CPU).map(drop),
+            _ => SavedModel::from_checkpoint(&path, ck.clone(), &CPU).map(drop),
+        };
+        ok.unwrap_or_else(|e| panic!("{file}: {e}"));
+        *ck.config.pointer_mut(key).unwrap_or_else(|| panic!("{file} has no {key}")) = value;
+        let err = match file {
+            "glow.npz" => glow::from_checkpoint(&path, ck, &CPU).map(drop),
+            "ae.npz" => ae::from_checkpoint(&path, ck, &CPU).map(drop),
+            _ => SavedModel::from_checkpoint(&path, ck, &CPU).map(drop),
+        };
+        refused(err.expect_err(&format!("{file} with {key} changed loaded")));
+    }
+}

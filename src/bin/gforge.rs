@@ -763,6 +763,13 @@ enum GlowCmd {
         /// Augment with random transposes too (all 8 symmetries of the square; HIGlow flips only).
         #[arg(long)]
         transpose: bool,
+        /// Weight of the contrastive term: each map is also scored at a moved condition and the flow is
+        /// asked which condition made it (0: the likelihood alone, as HIGlow); twice the cost per batch.
+        #[arg(long, default_value_t = 0.0)]
+        contrast: f32,
+        /// How far the condition moves for that term (standard deviation, normalised units in [-1, 1]).
+        #[arg(long, default_value_t = GlowTrainConfig::default().contrast_width)]
+        contrast_width: f32,
         /// Fraction of the parameter sets held out.
         #[arg(long, default_value_t = 0.1)]
         val_fraction: f64,
@@ -866,6 +873,8 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
             min_lr,
             no_augment,
             transpose,
+            contrast,
+            contrast_width,
             val_fraction,
             seed,
             device,
@@ -910,6 +919,8 @@ fn glow_cmd(cmd: GlowCmd) -> Result<bool> {
                 min_lr,
                 augment: !no_augment,
                 transpose,
+                contrast,
+                contrast_width,
                 seed,
                 ..GlowTrainConfig::default()
             };

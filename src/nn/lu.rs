@@ -97,6 +97,8 @@ pub fn invert(a: &[f64], d: usize) -> Result<Vec<f64>> {
 
 impl LuLinear {
     pub fn new(name: &str, d: usize, rng: &mut impl rand::Rng, dev: &Device) -> Result<LuLinear> {
+        // The host's d x d work matrices (q, l, u), before they are allocated.
+        crate::build_budget::take_shape(&[3, d, d])?;
         let q = random_orthogonal(d, rng);
         let (piv, l, u) = lu_decompose(&q, d);
         // W = P (L U) with W[piv[i]] = (LU)[i]: P[piv[i], i] = 1.

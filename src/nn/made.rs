@@ -53,6 +53,7 @@ impl Made {
         // feature's parameters (as in zuko's MADE, whose hidden units cover the context-only row).
         let lo = usize::from(cond_dim == 0);
         for &h in hidden {
+            crate::build_budget::take(h as u64)?;
             degrees.push((0..h).map(|_| rng.random_range(lo..d.max(2))).collect());
         }
         let out_deg: Vec<usize> = (0..per).flat_map(|_| order.iter().copied()).collect();
@@ -61,6 +62,7 @@ impl Made {
         for l in 0..degrees.len() - 1 {
             let (din, dout) = (&degrees[l], &degrees[l + 1]);
             let last = l + 2 == degrees.len();
+            crate::build_budget::take_shape(&[din.len(), dout.len()])?;
             // Hidden units see inputs of degree <= theirs; outputs only strictly lower degrees.
             let m: Vec<f32> = din
                 .iter()

@@ -226,7 +226,15 @@ pub fn train(
 
 /// A trained autoencoder read back from its checkpoint.
 pub fn load(path: &Path, dev: &Device) -> Result<(Autoencoder, serde_json::Value)> {
-    let ck = checkpoint::load(path)?;
+    from_checkpoint(path, checkpoint::load(path)?, dev)
+}
+
+/// The autoencoder a checkpoint read from `path` holds.
+pub fn from_checkpoint(
+    path: &Path,
+    ck: checkpoint::Checkpoint,
+    dev: &Device,
+) -> Result<(Autoencoder, serde_json::Value)> {
     let bad = |msg: String| Error::Checkpoint { path: path.display().to_string(), msg };
     if ck.config["autoencoder"].is_null() {
         let what = if ck.config["flow"].is_null() { "" } else { " (it is a flow checkpoint)" };
@@ -234,7 +242,7 @@ pub fn load(path: &Path, dev: &Device) -> Result<(Autoencoder, serde_json::Value
     }
     let cfg: AeConfig = serde_json::from_value(ck.config["autoencoder"].clone())
         .map_err(|e| bad(format!("autoencoder settings: {e}")))?;
-    let ae = Autoencoder::new(&cfg, dev)?;
+    let ae = ck.build(path, || Autoencoder::new(&cfg, dev))?;
     ck.restore(path, &ae.all_vars(), dev)?;
     Ok((ae, ck.config))
 }

@@ -224,7 +224,7 @@ fn training_png(path: &Path, rows: &[(usize, f64, Option<f64>)], ylabel: &str, t
 }
 
 /// Held-out R^2 of linear fits from the latents to what each synthetic image shows (views.json).
-fn probes(views: &Views, ids: &[String], z: &[Vec<f32>], val_ids: &[String]) -> Vec<(String, Option<f64>)> {
+pub fn probes(views: &Views, ids: &[String], z: &[Vec<f32>], val_ids: &[String]) -> Vec<(String, Option<f64>)> {
     type Target = fn(&crate::data::images::ViewRecord) -> Option<f64>;
     // The position angle is defined modulo pi (a disc turned by pi looks the same), hence 2 PA.
     let targets: [(&str, Target); 5] = [

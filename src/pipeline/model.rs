@@ -111,7 +111,7 @@ impl SavedModel {
         let spec: FlowSpec = serde_json::from_value(ck.config["flow"].clone()).map_err(|e| bad("flow settings", e))?;
         let standardizer: Standardizer =
             serde_json::from_value(ck.config["standardizer"].clone()).map_err(|e| bad("standardisation", e))?;
-        let flow = build_flow(&spec, dev)?;
+        let flow = ck.build(path, || build_flow(&spec, dev))?;
         ck.restore(path, &crate::flows::all_vars(flow.as_ref()), dev)?;
         Ok((SavedModel { spec, flow, standardizer, config: ck.config.clone(), path: path.to_path_buf() }, ck))
     }

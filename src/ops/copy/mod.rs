@@ -76,7 +76,7 @@ impl FillParams {
 }
 
 pub fn fill(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
-    let n: usize = shape.iter().product();
+    let n = crate::build_budget::take_shape(shape)?;
     let storage = match device {
         Device::Cpu => Storage::Cpu(vec![value; n]),
         d => {
