@@ -285,6 +285,9 @@ fn settings_that_describe_a_larger_model_than_the_file_are_refused_before_buildi
         ("ae.npz", "/autoencoder/channels", serde_json::json!([3, 4, 100_000])),
         ("nsf.npz", "/flow/hidden", serde_json::json!(300_000)),
         ("nsf.npz", "/flow/dim", serde_json::json!(100_000)),
+        // Found by the `checkpoint` fuzz target: 1.8 TB for the sizes of one net's layers.
+        ("nsf.npz", "/flow/depth", serde_json::json!(222_222_222_222u64)),
+        ("nsf.npz", "/flow/layers", serde_json::json!(1u64 << 50)),
         ("maf.npz", "/flow/hidden", serde_json::json!([1u64 << 40])),
         ("nice.npz", "/flow/hidden", serde_json::json!([4, 1u64 << 33])),
         ("sospf.npz", "/flow/transforms", serde_json::json!(1u64 << 36)),

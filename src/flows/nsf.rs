@@ -76,11 +76,13 @@ impl Nsf {
         let (da, db) = (cfg.dim / 2, cfg.dim - cfg.dim / 2);
         let per = cfg.spline.params_per_dim();
         let net = |name: &str, fin: usize, fout: usize, rng: &mut rand::rngs::StdRng| {
+            crate::build_budget::take(cfg.depth as u64)?;
             let mut sizes = vec![fin];
             sizes.extend(std::iter::repeat_n(cfg.hidden, cfg.depth - 1));
             sizes.push(fout);
             Mlp::new(name, &sizes, cfg.slope, true, rng, dev)
         };
+        crate::build_budget::take(cfg.layers as u64)?;
         let mut steps = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let p = format!("nsf.{i}");
