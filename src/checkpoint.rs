@@ -94,22 +94,19 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 }
 
 impl Checkpoint {
-    /// Sets every var from the checkpoint; each must be present with its exact shape, and nothing may be
-    /// left over (a checkpoint of another model is refused, naming the first entry that differs).
     /// Builds the model this checkpoint's settings describe with `f`, allocating at most 4 times the values
     /// the file holds (plus 2^20 for constants it need not save): settings that ask for a larger model than
     /// the file can fill are one error, not an allocation that aborts the process (`build_budget`).
     pub fn build<T>(&self, path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let held: u64 =
             self.tensors.iter().filter(|(k, _)| !k.starts_with("optim/")).map(|(_, a)| a.len() as u64).sum();
-        crate::build_budget::within(held.saturating_mul(4).saturating_add(1 << 20), f).map_err(|e| match e {
-            Error::Data(msg) if msg.contains("values left to this model") => {
-                ck(path, format!("its settings describe a larger model than the {held} values it holds ({msg})"))
-            }
-            e => e,
-        })
+        let refused =
+            |e: Error| ck(path, format!("its settings describe a larger model than the {held} values it holds ({e})"));
+        crate::build_budget::within(held.saturating_mul(4).saturating_add(1 << 20), refused, f)
     }
 
+    /// Sets every var from the checkpoint; each must be present with its exact shape, and nothing may be
+    /// left over (a checkpoint of another model is refused, naming the first entry that differs).
     pub fn restore(&self, path: &Path, vars: &[Var], device: &Device) -> Result<()> {
         for v in vars {
             let a = self.tensors.get(v.name()).ok_or_else(|| ck(path, format!("entry '{}' is missing", v.name())))?;
