@@ -128,8 +128,13 @@ pub fn cases() -> Vec<Case> {
     // Splines: x over [-3.5, 3.5] so some elements fall in the identity tails; raw parameters over the same range.
     // The raw parameters are halved (to [-1.75, 1.75]): wider ones make bins ~1e-3 wide, where the
     // gradients scale like 1/W^2 and f32 cancellation in (x - X_k) / W and in the softmax backward costs any
-    // backend ~1e-4 relative, and the inverse's quadratic root ~1e-5. Even at this range one exp that is 1 ulp
-    // off moves a knot enough to cost ~3e-5 on the gradient, hence the tolerance.
+    // backend ~1e-4 relative, and the inverse's quadratic root ~1e-5. Even at this range a knot carries an
+    // error of ~ulp(B) (it is -B + 2B * a cumulative sum), which xi = (x - X_k) / W turns into ~ulp(B) / (x - X_k):
+    // an element just inside a steep bin (W = 0.08, H = 2.1, xi = 0.02) puts 6e-5 on its gradient in each f32
+    // backend, against an f64 reference, in opposite directions. Over 400 seeds the gradient's relative
+    // GPU-CPU difference had median 7e-6, 99th percentile 1.5e-4 and maximum 4.8e-4 (K = 10; 2026-12-07),
+    // hence 1e-3 (the inverse, no gradient, stays at 1e-4). A 5% error in one term of one partial (d ld / d δk+1)
+    // still measures 2e-3 to 3e-3 and fails.
     let wide = (-3.5, 3.5);
     for (name, k, inverse) in [("spline K=10", 10, false), ("spline K=3", 3, false), ("spline inverse K=10", 10, true)]
     {
@@ -139,12 +144,12 @@ pub fn cases() -> Vec<Case> {
             let (y, ld) = if inverse { autodiff::no_grad(run)? } else { run()? };
             Tensor::concat(&[&y, &ld], 0)
         });
-        c.tol = 1e-4;
+        c.tol = if inverse { 1e-4 } else { 1e-3 };
         v.push(c);
     }
     // SOS transform: x in [-1.75, 1.75] (the range scaled by 0.5), coefficients in [-0.875, 0.875]; the
     // inverse bisects 40 times on [-11, 11]. Degree-9 polynomials in x sum terms of both signs, so f32
-    // rounding costs ~1e-6 relative; the tolerance follows the spline's.
+    // rounding costs ~1e-6 relative (under 3e-6 in the worst of 100 seeds), hence 1e-4.
     for (name, k, r, inverse) in
         [("sos K=3 r=4", 3, 4, false), ("sos K=2 r=2", 2, 2, false), ("sos inverse K=3 r=4", 3, 4, true)]
     {
