@@ -5,7 +5,7 @@
 //! trains here at a tiny size: the stars are bit for bit the CLI's for the same seed, log q is `flow
 //! eval`'s, several threads give one thread's numbers, every misuse is a status and a message. It also
 //! compares the header with the Rust signatures, so a declaration that drifts fails here, and runs the
-//! capi crate's own unit tests.
+//! capi crate's own unit tests. The CPU-only library (no GPU crates) is built and checked too.
 mod common;
 
 use common::{gforge, tmpdir};
@@ -57,14 +57,26 @@ fn cargo(args: &[&str]) -> Command {
     cmd
 }
 
-/// target/<profile>, where cargo puts libgforge.so and libgforge.a, after building them once per process.
-fn library() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
+/// target/<profile>, where cargo puts libgforge.so and libgforge.a, after building them once per process;
+/// and target/<profile>/cpu-only/libgforge.a, the CPU-only library (`--no-default-features`: no wgpu, no
+/// cudarc), built first because both builds write the same file names.
+fn libraries() -> &'static (PathBuf, PathBuf) {
+    static LIB: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     LIB.get_or_init(|| {
+        let dir = std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().to_path_buf();
+        let (code, _, err) = run(&mut cargo(&["build", "-p", "gforge-capi", "--no-default-features"]));
+        assert_eq!(code, 0, "cargo build -p gforge-capi --no-default-features:\n{err}");
+        let cpu_only = dir.join("cpu-only");
+        std::fs::create_dir_all(&cpu_only).unwrap();
+        std::fs::copy(dir.join("libgforge.a"), cpu_only.join("libgforge.a")).unwrap();
         let (code, _, err) = run(&mut cargo(&["build", "-p", "gforge-capi"]));
         assert_eq!(code, 0, "cargo build -p gforge-capi:\n{err}");
-        std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().to_path_buf()
+        (dir, cpu_only)
     })
+}
+
+fn library() -> &'static Path {
+    &libraries().0
 }
 
 /// What rustc's `--print native-static-libs` lists for the staticlib on Linux.
@@ -73,7 +85,11 @@ const NATIVE_STATIC_LIBS: [&str; 7] = ["-ldl", "-lgcc_s", "-lutil", "-lrt", "-lp
 /// Compiles C (or C++, when `cxx`) sources (paths in the repository, or absolute) against the header and
 /// the library, shared or static, with warnings as errors so the header stays clean C99 and C++.
 fn compile(sources: &[&str], exe: &Path, cxx: bool, static_link: bool) {
-    let lib = library();
+    compile_with(library(), sources, exe, cxx, static_link)
+}
+
+/// [`compile`] against the library in `lib`.
+fn compile_with(lib: &Path, sources: &[&str], exe: &Path, cxx: bool, static_link: bool) {
     let (compiler, flags): (String, &[&str]) = if cxx {
         (std::env::var("CXX").unwrap_or_else(|_| "c++".into()), &["-std=c++17", "-pthread"])
     } else {
@@ -179,6 +195,141 @@ fn the_c_example_draws_the_clis_stars_and_eval_s_log_q() {
         assert_eq!(std::fs::read(&stars2).unwrap(), std::fs::read(&stars).unwrap());
         assert_eq!(std::fs::read(&logp2).unwrap(), std::fs::read(&logp).unwrap());
         std::fs::remove_file(&exe).unwrap();
+    }
+}
+
+/// A compiler or launcher a test needs (`NAME --version` runs), or None where it is missing: the test is
+/// skipped, saying so, except under GFORGE_STRICT=1 (CI installs gfortran and OpenMPI), where it fails.
+fn tool(name: &str) -> Option<&str> {
+    if Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Some(name);
+    }
+    assert!(!std::env::var("GFORGE_STRICT").is_ok_and(|v| v == "1"), "GFORGE_STRICT=1 but no {name}");
+    eprintln!("skipping: no {name} on this machine");
+    None
+}
+
+/// The Fortran module (include/gforge.f90) and example: `gforge flow sample`'s stars and `flow eval`'s
+/// log q, bit for bit, and a failing call's status and message.
+#[test]
+fn the_fortran_example_draws_the_clis_stars_and_eval_s_log_q() {
+    let Some(fc) = tool("gfortran") else { return };
+    let (d, flow) = trained_flow();
+    let d = d.join("fortran");
+    std::fs::create_dir_all(&d).unwrap();
+    let cli = d.join("cli.npy");
+    gforge_ok(&format!(
+        "flow sample --model {} --galaxy g003 --stars 1000 --seed 11 --out {} --device cpu",
+        s(flow),
+        s(&cli)
+    ));
+    let want: Vec<f32> = galactic_forge::io::read_npy_f32(&cli).unwrap().iter().copied().collect();
+
+    let exe = d.join("sample_stars_f");
+    let lib = library();
+    let mut cmd = Command::new(fc);
+    cmd.args(["-std=f2008", "-O1", "-Wall", "-Wextra", "-pedantic", "-Werror", "-J"]).arg(&d);
+    cmd.arg(root().join("include/gforge.f90")).arg(root().join("examples/fortran/sample_stars.f90"));
+    cmd.arg("-o").arg(&exe).arg("-L").arg(lib).arg("-lgforge").arg(format!("-Wl,-rpath,{}", lib.display()));
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{fc}:\n{out}{err}");
+
+    let (stars, logp) = (d.join("stars.f32"), d.join("logp.f64"));
+    let (code, out, err) = run(Command::new(&exe).args([s(flow), "cpu", "g003", "1000", "11", s(&stars), s(&logp)]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("galaxy g003: log10_Mstars=") && out.contains("1000 stars, mean log q ="), "{out}");
+    let got = read_f32(&stars);
+    assert_eq!(bits32(&got), bits32(&want), "the Fortran example's stars differ from `gforge flow sample`'s");
+    let (model, _) = SavedModel::load(flow, &Device::Cpu).unwrap();
+    let cond = sample::condition(&model, Some("g003"), None).unwrap();
+    let lq = log_q_physical(&model, &got, Conditions::One(&cond), &Device::Cpu).unwrap();
+    assert!(read_f64(&logp).iter().zip(&lq).all(|(a, b)| a.to_bits() == b.to_bits()), "log q differs from eval's");
+
+    let (code, out, err) = run(Command::new(&exe).args([s(flow), "cpu", "nope", "10", "1"]));
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("gf_flow_galaxy_condition: GF_ERR_USAGE: galaxy 'nope'"), "{err}");
+}
+
+/// The MPI example on 1 and 2 ranks: the two ranks' files concatenated are the one rank's bit for bit,
+/// and a galaxy's stars are `gforge flow sample`'s with that galaxy's seed.
+#[test]
+fn mpi_ranks_together_draw_what_one_process_draws() {
+    let (Some(mpicc), Some(mpirun)) = (tool("mpicc"), tool("mpirun")) else { return };
+    let (d, flow) = trained_flow();
+    let d = d.join("mpi");
+    std::fs::create_dir_all(&d).unwrap();
+    let exe = d.join("sample_galaxies");
+    let lib = library();
+    let mut cmd = Command::new(mpicc);
+    cmd.args(["-std=c99", "-O1", "-Wall", "-Wextra", "-pedantic", "-Werror", "-I"]).arg(root().join("include"));
+    cmd.arg(root().join("examples/mpi/sample_galaxies.c")).arg("-o").arg(&exe);
+    cmd.arg("-L").arg(lib).arg("-lgforge").arg(format!("-Wl,-rpath,{}", lib.display()));
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{mpicc}:\n{out}{err}");
+
+    let read = |p: PathBuf| -> Vec<f32> { galactic_forge::io::read_npy_f32(&p).unwrap().iter().copied().collect() };
+    let mut by_ranks = Vec::new();
+    for ranks in [1, 2] {
+        let prefix = d.join(format!("np{ranks}"));
+        let np = ranks.to_string();
+        // Root in CI containers; more ranks than cores on a small machine.
+        let args =
+            ["--allow-run-as-root", "--oversubscribe", "-np", &np, s(&exe), s(flow), "cpu", "300", "5", s(&prefix)];
+        let (code, out, err) = run(Command::new(mpirun).args(args));
+        assert_eq!(code, 0, "mpirun -np {ranks}: {out}{err}");
+        assert!(out.contains(&format!("{ranks} rank(s): 1200 stars of 4 galaxies")), "{out}");
+        by_ranks.push((0..ranks).flat_map(|r| read(d.join(format!("np{ranks}_{r}.npy")))).collect::<Vec<f32>>());
+    }
+    assert_eq!(by_ranks[0].len(), 1200 * 10);
+    assert!(bits32(&by_ranks[0]) == bits32(&by_ranks[1]), "2 ranks draw other stars than 1");
+
+    // Galaxy 3 of the checkpoint's 4 (rank 1's last; gf_flow_galaxy_id's order) with seed 5 + 3.
+    let (model, _) = SavedModel::load(flow, &Device::Cpu).unwrap();
+    let id = model.config["conditions"].as_object().unwrap().keys().nth(3).unwrap().clone();
+    let cli = d.join("cli.npy");
+    gforge_ok(&format!(
+        "flow sample --model {} --galaxy {id} --stars 300 --seed 8 --out {} --device cpu",
+        s(flow),
+        s(&cli)
+    ));
+    assert!(bits32(&read(cli)) == bits32(&by_ranks[1][900 * 10..]), "galaxy {id}'s stars differ from the CLI's");
+}
+
+/// The CPU-only library: neither GPU crate in its dependency tree, the default library's stars bit for bit,
+/// and one clear error for a GPU device.
+#[test]
+fn the_cpu_only_library_has_no_gpu_crates_and_draws_the_same_stars() {
+    let mut tree = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    tree.current_dir(root()).args(["tree", "--offline", "-p", "gforge-capi", "--no-default-features"]);
+    let (code, out, err) = run(tree.args(["-e", "normal", "--prefix", "none"]));
+    assert_eq!(code, 0, "cargo tree:\n{err}");
+    let crates: Vec<&str> = out.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert!(crates.contains(&"galactic-forge"), "{out}");
+    for gpu in ["wgpu", "wgpu-core", "wgpu-hal", "naga", "cudarc"] {
+        assert!(!crates.contains(&gpu), "the CPU-only library depends on {gpu}:\n{out}");
+    }
+
+    let (d, flow) = trained_flow();
+    let d = d.join("cpu-only");
+    std::fs::create_dir_all(&d).unwrap();
+    let draw = |lib: &Path, name: &str| {
+        let exe = d.join(name);
+        compile_with(lib, &["examples/c/sample_stars.c"], &exe, false, true);
+        let stars = d.join(format!("{name}.f32"));
+        let (code, out, err) = run(Command::new(&exe).args([s(flow), "cpu", "g003", "500", "5", s(&stars)]));
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        (exe, std::fs::read(&stars).unwrap())
+    };
+    let (_, want) = draw(library(), "default");
+    let (exe, got) = draw(&libraries().1, "cpu_only");
+    assert_eq!(got.len(), 500 * 10 * 4);
+    assert!(got == want, "the CPU-only library's stars differ from the default library's");
+    for spec in ["wgpu", "cuda:0"] {
+        let (code, out, err) = run(Command::new(&exe).args([s(flow), spec, "g003", "10", "5"]));
+        assert_ne!(code, 0, "{spec}: {out}");
+        let backend = spec.split(':').next().unwrap();
+        assert!(err.contains(&format!("compiled without the `{backend}` feature")), "{spec}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
     }
 }
 

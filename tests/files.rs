@@ -283,6 +283,8 @@ fn settings_that_describe_a_larger_model_than_the_file_are_refused_before_buildi
         ("glow.npz", "/glow/hidden", serde_json::json!(200_000)),
         ("glow.npz", "/glow/steps", serde_json::json!(1u64 << 40)),
         ("ae.npz", "/autoencoder/channels", serde_json::json!([3, 4, 100_000])),
+        // Found by the `checkpoint` fuzz target's 10-minute run: channels x bottom^2 overflowed a usize.
+        ("ae.npz", "/autoencoder/channels", serde_json::json!([3, 4, 8_888_888_888_888_888_888u64])),
         ("nsf.npz", "/flow/hidden", serde_json::json!(300_000)),
         ("nsf.npz", "/flow/dim", serde_json::json!(100_000)),
         // Found by the `checkpoint` fuzz target: 1.8 TB for the sizes of one net's layers.

@@ -52,7 +52,6 @@ int main(int argc, char** argv) {
     CHECK(gf_device_name(device, &device_name));
     gf_flow* flow;
     CHECK(gf_flow_load(model_path, device, &flow));
-    gf_device_free(device); /* the flow keeps its device */
 
     size_t d, c;
     CHECK(gf_flow_dim(flow, &d));
@@ -72,6 +71,7 @@ int main(int argc, char** argv) {
         printf(" %s=%g", name, cond[j]);
     }
     printf("\n");
+    gf_device_free(device); /* the flow keeps its device; device_name was the device's */
 
     CHECK(gf_flow_sample(flow, n, cond, c, seed, stars, n * d));
     CHECK(gf_flow_log_prob(flow, n, stars, n * d, cond, c, log_prob, n));

@@ -101,6 +101,12 @@ pub fn list() -> Result<Vec<DeviceInfo>> {
     Ok(out)
 }
 
+impl std::fmt::Display for CudaDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cuda:{} ({})", self.index, self.name)
+    }
+}
+
 impl CudaDevice {
     /// Opens `cuda:index` once per process.
     pub fn open(index: usize) -> Result<Arc<CudaDevice>> {

@@ -1,12 +1,18 @@
-//! Devices and their buffers. Three backends, all compiled in and chosen at run time:
+//! Devices and their buffers. Three backends, chosen at run time:
 //! - `cpu`: plain `Vec<f32>`; every op's reference implementation lives in `src/ops/<op>/cpu.rs`.
 //! - `wgpu`: any Vulkan/Metal/DX12/GL adapter, running the WGSL kernels in `wgsl/`.
 //! - `cuda`: NVIDIA GPUs through the driver API (loaded at run time), running the PTX in `kernels/`.
 //!
+//! The two GPU backends are Cargo features (both on by default). A build without one compiles its
+//! `*_absent.rs` instead: the same items over types with no values, so this file has no `cfg` and the
+//! missing backend's device specs get a clear error.
+//!
 //! The two GPU backends share one launch description ([`Launch`]): the same parameter struct, buffer
 //! order and block numbering (see kernels/README.md), so an op describes its GPU launch once, and each
 //! backend fits it to its device's grid limits.
+#[cfg_attr(not(feature = "cuda"), path = "cuda_absent.rs")]
 pub mod cuda;
+#[cfg_attr(not(feature = "wgpu"), path = "wgpu_absent.rs")]
 pub mod wgpu;
 
 use crate::error::{Error, Result};
@@ -357,8 +363,8 @@ impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => write!(f, "cpu"),
-            Device::Wgpu(d) => write!(f, "wgpu:{} ({})", d.index, d.info.name),
-            Device::Cuda(d) => write!(f, "cuda:{} ({})", d.index, d.name),
+            Device::Wgpu(d) => d.fmt(f),
+            Device::Cuda(d) => d.fmt(f),
         }
     }
 }

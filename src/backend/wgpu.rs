@@ -136,6 +136,12 @@ pub fn list() -> Result<Vec<DeviceInfo>> {
         .collect())
 }
 
+impl std::fmt::Display for WgpuDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "wgpu:{} ({})", self.index, self.info.name)
+    }
+}
+
 impl WgpuDevice {
     /// Opens adapter `index` (as listed by `gforge devices`) once per process.
     pub fn open(index: usize) -> Result<Arc<WgpuDevice>> {

@@ -74,7 +74,8 @@ impl Autoencoder {
         cfg.validate()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         let ch = &cfg.channels;
-        let flat = ch[ch.len() - 1] * cfg.bottom() * cfg.bottom();
+        // Saturating: a checkpoint's settings can ask for any size, and the build budget refuses this one.
+        let flat = ch[ch.len() - 1].saturating_mul(cfg.bottom()).saturating_mul(cfg.bottom());
         let enc = ch
             .windows(2)
             .enumerate()

@@ -26,7 +26,7 @@ pub struct ConvTranspose2d {
 /// (Kaiming-uniform with a = sqrt(5)). fan_in = shape[1] * k * k in both layers, as PyTorch computes it
 /// (for the transposed layer that is out * k * k).
 fn weights(name: &str, shape: [usize; 4], cout: usize, rng: &mut impl rand::Rng, dev: &Device) -> Result<(Var, Var)> {
-    let a = 1.0 / ((shape[1] * shape[2] * shape[3]).max(1) as f32).sqrt();
+    let a = 1.0 / (shape[1].saturating_mul(shape[2]).saturating_mul(shape[3]).max(1) as f32).sqrt();
     Ok((
         Var::new(&format!("{name}.w"), Tensor::rand_uniform(&shape, -a, a, rng, dev)?),
         Var::new(&format!("{name}.b"), Tensor::rand_uniform(&[cout], -a, a, rng, dev)?),
