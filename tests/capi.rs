@@ -149,12 +149,10 @@ fn the_capi_crates_unit_tests_pass() {
     assert!(out.contains("test result: ok.") && !out.contains(" 0 passed"), "{out}");
 }
 
-#[test]
-fn the_c_example_draws_the_clis_stars_and_eval_s_log_q() {
-    let (d, flow) = trained_flow();
-    let d = d.join("c");
-    std::fs::create_dir_all(&d).unwrap();
-    // The CLI in chunks of 7 stars, the C API in its own chunks: the same stars bit for bit.
+/// Stars written by an example (raw f32 [1000, 10] for g003, seed 11) against `gforge flow sample`'s (the CLI
+/// in chunks of 7, the C API in its own: the same bits), and its log q (raw f64) against what `flow eval`
+/// computes (physical units, the standardisation's Jacobian included), bit for bit.
+fn assert_clis_stars_and_eval_s_log_q(flow: &Path, d: &Path, stars: &Path, logp: &Path, who: &str) {
     let cli = d.join("cli.npy");
     gforge_ok(&format!(
         "flow sample --model {} --galaxy g003 --stars 1000 --seed 11 --chunk 7 --out {} --device cpu",
@@ -164,7 +162,23 @@ fn the_c_example_draws_the_clis_stars_and_eval_s_log_q() {
     let want = galactic_forge::io::read_npy_f32(&cli).unwrap();
     assert_eq!(want.shape(), &[1000, 10]);
     let want: Vec<f32> = want.iter().copied().collect();
+    let got = read_f32(stars);
+    assert_eq!(bits32(&got), bits32(&want), "{who}'s stars differ from `gforge flow sample`'s");
 
+    let (model, _) = SavedModel::load(flow, &Device::Cpu).unwrap();
+    let cond = sample::condition(&model, Some("g003"), None).unwrap();
+    let lq = log_q_physical(&model, &got, Conditions::One(&cond), &Device::Cpu).unwrap();
+    let got_lq = read_f64(logp);
+    assert_eq!(got_lq.len(), 1000);
+    assert!(got_lq.iter().zip(&lq).all(|(a, b)| a.to_bits() == b.to_bits()), "{who}'s log q differs from eval's");
+    assert!(lq.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn the_c_example_draws_the_clis_stars_and_eval_s_log_q() {
+    let (d, flow) = trained_flow();
+    let d = d.join("c");
+    std::fs::create_dir_all(&d).unwrap();
     let exe = d.join("sample_stars");
     compile(&["examples/c/sample_stars.c"], &exe, false, false);
     let (stars, logp) = (d.join("stars.f32"), d.join("logp.f64"));
@@ -172,17 +186,7 @@ fn the_c_example_draws_the_clis_stars_and_eval_s_log_q() {
     let (code, out, err) = run(Command::new(&exe).args(args));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("galaxy g003: log10_Mstars=") && out.contains("1000 stars, mean log q ="), "{out}");
-    let got = read_f32(&stars);
-    assert_eq!(bits32(&got), bits32(&want), "the C API's stars differ from `gforge flow sample`'s");
-
-    // log q: what `flow eval` computes (physical units, the standardisation's Jacobian included).
-    let (model, _) = SavedModel::load(flow, &Device::Cpu).unwrap();
-    let cond = sample::condition(&model, Some("g003"), None).unwrap();
-    let lq = log_q_physical(&model, &got, Conditions::One(&cond), &Device::Cpu).unwrap();
-    let got_lq = read_f64(&logp);
-    assert_eq!(got_lq.len(), 1000);
-    assert!(got_lq.iter().zip(&lq).all(|(a, b)| a.to_bits() == b.to_bits()), "log q differs from eval's");
-    assert!(lq.iter().all(|v| v.is_finite()));
+    assert_clis_stars_and_eval_s_log_q(flow, &d, &stars, &logp, "the C example");
 
     // The same program linked statically: the same bytes.
     if cfg!(target_os = "linux") {
@@ -217,14 +221,6 @@ fn the_fortran_example_draws_the_clis_stars_and_eval_s_log_q() {
     let (d, flow) = trained_flow();
     let d = d.join("fortran");
     std::fs::create_dir_all(&d).unwrap();
-    let cli = d.join("cli.npy");
-    gforge_ok(&format!(
-        "flow sample --model {} --galaxy g003 --stars 1000 --seed 11 --out {} --device cpu",
-        s(flow),
-        s(&cli)
-    ));
-    let want: Vec<f32> = galactic_forge::io::read_npy_f32(&cli).unwrap().iter().copied().collect();
-
     let exe = d.join("sample_stars_f");
     let lib = library();
     let mut cmd = Command::new(fc);
@@ -238,12 +234,7 @@ fn the_fortran_example_draws_the_clis_stars_and_eval_s_log_q() {
     let (code, out, err) = run(Command::new(&exe).args([s(flow), "cpu", "g003", "1000", "11", s(&stars), s(&logp)]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("galaxy g003: log10_Mstars=") && out.contains("1000 stars, mean log q ="), "{out}");
-    let got = read_f32(&stars);
-    assert_eq!(bits32(&got), bits32(&want), "the Fortran example's stars differ from `gforge flow sample`'s");
-    let (model, _) = SavedModel::load(flow, &Device::Cpu).unwrap();
-    let cond = sample::condition(&model, Some("g003"), None).unwrap();
-    let lq = log_q_physical(&model, &got, Conditions::One(&cond), &Device::Cpu).unwrap();
-    assert!(read_f64(&logp).iter().zip(&lq).all(|(a, b)| a.to_bits() == b.to_bits()), "log q differs from eval's");
+    assert_clis_stars_and_eval_s_log_q(flow, &d, &stars, &logp, "the Fortran example");
 
     let (code, out, err) = run(Command::new(&exe).args([s(flow), "cpu", "nope", "10", "1"]));
     assert_ne!(code, 0, "{out}");
