@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod pool;
 pub mod selftest;
+mod sync;
 pub mod tensor;
 
 pub use autodiff::{backward, no_grad, Grads, Var};

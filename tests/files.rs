@@ -293,6 +293,13 @@ fn settings_that_describe_a_larger_model_than_the_file_are_refused_before_buildi
         ("maf.npz", "/flow/hidden", serde_json::json!([1u64 << 40])),
         ("nice.npz", "/flow/hidden", serde_json::json!([4, 1u64 << 33])),
         ("sospf.npz", "/flow/transforms", serde_json::json!(1u64 << 36)),
+        // Found by the `checkpoint` fuzz target's rerun on the fixed build (saved as a hang: 1m49 spent
+        // asking for 4 TB, then an abort): a NICE of dim 1e12 sized its index lists before any tensor.
+        ("nice.npz", "/flow/dim", serde_json::json!(1_000_000_000_000u64)),
+        ("maf.npz", "/flow/dim", serde_json::json!(1u64 << 40)),
+        ("sospf.npz", "/flow/dim", serde_json::json!(1u64 << 40)),
+        ("sospf.npz", "/flow/sos/polynomials", serde_json::json!(u64::MAX)),
+        ("nsf.npz", "/flow/spline/bins", serde_json::json!(u64::MAX / 2)),
     ] {
         let (mut ck, path) = load(file);
         // The unchanged file loads.

@@ -20,12 +20,12 @@ impl Var {
 
     /// The current value (a gradient leaf).
     pub fn get(&self) -> Tensor {
-        self.value.read().unwrap().clone()
+        crate::sync::read(&self.value).clone()
     }
 
     /// Replaces the value (e.g. after an optimiser step or when loading a checkpoint).
     pub fn set(&self, t: Tensor) {
-        *self.value.write().unwrap() = t.requires_grad();
+        *crate::sync::write(&self.value) = t.requires_grad();
     }
 }
 

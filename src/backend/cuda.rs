@@ -5,6 +5,7 @@
 //! cudarc panics if `libcuda` is missing, so every entry point first checks `is_culib_present()`.
 use super::{DeviceInfo, Launch};
 use crate::error::{Error, Result};
+use crate::sync::lock;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
 };
@@ -112,7 +113,7 @@ impl CudaDevice {
     pub fn open(index: usize) -> Result<Arc<CudaDevice>> {
         static OPEN: OnceLock<Mutex<HashMap<usize, Arc<CudaDevice>>>> = OnceLock::new();
         driver_present()?;
-        let mut open = OPEN.get_or_init(Default::default).lock().unwrap();
+        let mut open = lock(&OPEN.get_or_init(Default::default));
         if let Some(d) = open.get(&index) {
             return Ok(d.clone());
         }
@@ -182,12 +183,12 @@ impl CudaDevice {
     }
 
     fn function(&self, family: &'static str, entry: &'static str) -> Result<CudaFunction> {
-        if let Some(f) = self.functions.lock().unwrap().get(&(family, entry)) {
+        if let Some(f) = lock(&self.functions).get(&(family, entry)) {
             return Ok(f.clone());
         }
         let kname = format!("{family}::{entry}");
         let module = {
-            let mut modules = self.modules.lock().unwrap();
+            let mut modules = lock(&self.modules);
             match modules.get(family) {
                 Some(m) => m.clone(),
                 None => {
@@ -203,7 +204,7 @@ impl CudaDevice {
             }
         };
         let f = module.load_function(entry).map_err(|e| Error::kernel(&kname, format!("entry not found: {e}")))?;
-        self.functions.lock().unwrap().insert((family, entry), f.clone());
+        lock(&self.functions).insert((family, entry), f.clone());
         Ok(f)
     }
 

@@ -9,6 +9,7 @@
 //! - A GL adapter is used by one thread at a time (`WgpuDevice::serial`).
 use super::{DeviceInfo, Launch};
 use crate::error::{Error, Result};
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use wgpu::util::DeviceExt;
@@ -73,7 +74,7 @@ impl Drop for WgpuBuffer {
         // A buffer the pool does not keep is destroyed here, which calls into the driver.
         let _gl = self.dev.serial();
         if let Some(b) = self.buf.take() {
-            let mut pool = self.dev.pool.lock().unwrap();
+            let mut pool = lock(&self.dev.pool);
             if pool.bytes + b.size() <= POOL_BYTES {
                 pool.bytes += b.size();
                 pool.free.entry(b.size()).or_default().push(b);
@@ -146,7 +147,7 @@ impl WgpuDevice {
     /// Opens adapter `index` (as listed by `gforge devices`) once per process.
     pub fn open(index: usize) -> Result<Arc<WgpuDevice>> {
         static OPEN: OnceLock<Mutex<HashMap<usize, Arc<WgpuDevice>>>> = OnceLock::new();
-        let mut open = OPEN.get_or_init(Default::default).lock().unwrap();
+        let mut open = lock(&OPEN.get_or_init(Default::default));
         if let Some(d) = open.get(&index) {
             return Ok(d.clone());
         }
@@ -170,7 +171,7 @@ impl WgpuDevice {
             .map_err(|e| Error::Device(format!("wgpu:{index} ({}): cannot open: {e}", info.name)))?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.lock().unwrap().push(e.to_string())));
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| lock(&sink).push(e.to_string())));
         let d = Arc::new(WgpuDevice {
             index,
             info: info.clone(),
@@ -194,7 +195,7 @@ impl WgpuDevice {
     }
 
     fn check_errors(&self, what: &str) -> Result<()> {
-        let mut errs = self.errors.lock().unwrap();
+        let mut errs = lock(&self.errors);
         if errs.is_empty() {
             return Ok(());
         }
@@ -214,7 +215,7 @@ impl WgpuDevice {
             )));
         }
         let reused = {
-            let mut pool = self.pool.lock().unwrap();
+            let mut pool = lock(&self.pool);
             let b = pool.free.get_mut(&size).and_then(|v| v.pop());
             if b.is_some() {
                 pool.bytes -= size;
@@ -263,7 +264,7 @@ impl WgpuDevice {
 
     fn pipeline(&self, family: &'static str, entry: &'static str) -> Result<Arc<wgpu::ComputePipeline>> {
         let _gl = self.serial();
-        if let Some(p) = self.pipelines.lock().unwrap().get(&(family, entry)) {
+        if let Some(p) = lock(&self.pipelines).get(&(family, entry)) {
             return Ok(p.clone());
         }
         let src = crate::kernels::wgsl(family)
@@ -285,7 +286,7 @@ impl WgpuDevice {
             return Err(Error::kernel(format!("{family}::{entry}"), format!("wgpu rejected the pipeline: {e}")));
         }
         let p = Arc::new(pipeline);
-        self.pipelines.lock().unwrap().insert((family, entry), p.clone());
+        lock(&self.pipelines).insert((family, entry), p.clone());
         Ok(p)
     }
 
@@ -314,7 +315,7 @@ impl WgpuDevice {
             return Err(Error::kernel(l.name(), format!("wgpu:{} rejected the launch: {e}", self.index)));
         }
         let bind = bind?;
-        let mut pending = self.pending.lock().unwrap();
+        let mut pending = lock(&self.pending);
         let enc = pending
             .encoder
             .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None }));
@@ -370,7 +371,7 @@ impl WgpuDevice {
     /// Submits recorded work.
     pub fn flush(&self) -> Result<()> {
         let _gl = self.serial();
-        self.submit(&mut self.pending.lock().unwrap());
+        self.submit(&mut lock(&self.pending));
         self.check_errors("submit")
     }
 
@@ -396,7 +397,7 @@ impl WgpuDevice {
             mapped_at_creation: false,
         });
         {
-            let mut pending = self.pending.lock().unwrap();
+            let mut pending = lock(&self.pending);
             let enc = pending.encoder.get_or_insert_with(|| {
                 self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
             });

@@ -68,6 +68,8 @@ impl Maf {
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         let mades = (0..cfg.transforms)
             .map(|i| {
+                // The order list is sized by the settings' dim: ask the checkpoint's ceiling first.
+                crate::build_budget::take(cfg.dim as u64)?;
                 let order: Vec<usize> =
                     if i % 2 == 0 { (1..=cfg.dim).collect() } else { (1..=cfg.dim).rev().collect() };
                 Made::new(&format!("maf.{i}"), &order, cfg.cond_dim, &cfg.hidden, 2, &mut rng, dev)

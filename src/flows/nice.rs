@@ -78,6 +78,8 @@ impl Nice {
         let d = cfg.dim;
         let mut couplings = Vec::new();
         for i in 0..cfg.transforms {
+            // The index lists below are sized by the settings' dim: ask the checkpoint's ceiling first.
+            crate::build_budget::take(d as u64)?;
             let (a, b): (Vec<u32>, Vec<u32>) = (0..d as u32).partition(|j| (*j as usize + i).is_multiple_of(2));
             let mask: Vec<f32> = (0..d).map(|j| ((j + i) % 2 == 0) as u8 as f32).collect();
             let out = if cfg.affine { 2 * b.len() } else { b.len() };

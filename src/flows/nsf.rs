@@ -74,6 +74,7 @@ impl Nsf {
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         let (da, db) = (cfg.dim / 2, cfg.dim - cfg.dim / 2);
+        // Sizes below saturate: settings may hold any number, and the build budget refuses what they reach.
         let per = cfg.spline.params_per_dim();
         let net = |name: &str, fin: usize, fout: usize, rng: &mut rand::rngs::StdRng| {
             crate::build_budget::take(cfg.depth as u64)?;
@@ -89,13 +90,13 @@ impl Nsf {
             steps.push(Step {
                 lu: LuLinear::new(&format!("{p}.lu"), cfg.dim, &mut rng, dev)?,
                 first: Half {
-                    net: net(&format!("{p}.net1"), da, db * per, &mut rng)?,
-                    cond: net(&format!("{p}.cond1"), cfg.cond_dim, db * per, &mut rng)?,
+                    net: net(&format!("{p}.net1"), da, db.saturating_mul(per), &mut rng)?,
+                    cond: net(&format!("{p}.cond1"), cfg.cond_dim, db.saturating_mul(per), &mut rng)?,
                     dims: db,
                 },
                 second: Half {
-                    net: net(&format!("{p}.net2"), db, da * per, &mut rng)?,
-                    cond: net(&format!("{p}.cond2"), cfg.cond_dim, da * per, &mut rng)?,
+                    net: net(&format!("{p}.net2"), db, da.saturating_mul(per), &mut rng)?,
+                    cond: net(&format!("{p}.cond2"), cfg.cond_dim, da.saturating_mul(per), &mut rng)?,
                     dims: da,
                 },
             });

@@ -67,12 +67,15 @@ impl Sospf {
         let per = cfg.sos.params_per_dim();
         let mades = (0..cfg.transforms)
             .map(|i| {
+                // The order list is sized by the settings' dim: ask the checkpoint's ceiling first.
+                crate::build_budget::take(cfg.dim as u64)?;
                 let order: Vec<usize> =
                     if i % 2 == 0 { (1..=cfg.dim).collect() } else { (1..=cfg.dim).rev().collect() };
                 Made::new(&format!("sospf.{i}"), &order, cfg.cond_dim, &cfg.hidden, per, &mut rng, dev)
             })
             .collect::<Result<_>>()?;
         let (k, r) = (cfg.sos.polynomials, cfg.sos.degree);
+        crate::build_budget::take(per as u64)?;
         let off: Vec<f32> =
             (0..per).map(|j| if j < k * (r + 1) && j % (r + 1) == 0 { 1.0 / (k as f32).sqrt() } else { 0.0 }).collect();
         let offset = Tensor::from_vec(off, &[per], dev)?;

@@ -56,6 +56,7 @@ impl Made {
             crate::build_budget::take(h as u64)?;
             degrees.push((0..h).map(|_| rng.random_range(lo..d.max(2))).collect());
         }
+        crate::build_budget::take_shape(&[per, d])?;
         let out_deg: Vec<usize> = (0..per).flat_map(|_| order.iter().copied()).collect();
         degrees.push(out_deg);
         let mut layers = Vec::new();

@@ -43,7 +43,8 @@ impl Default for SosCfg {
 
 impl SosCfg {
     pub fn params_per_dim(&self) -> usize {
-        self.polynomials * (self.degree + 1) + 1
+        // Saturating: a checkpoint's settings may hold any number; the build budget then refuses it.
+        self.polynomials.saturating_mul(self.degree.saturating_add(1)).saturating_add(1)
     }
 }
 

@@ -47,7 +47,8 @@ impl Default for SplineCfg {
 impl SplineCfg {
     /// Raw parameters per element: K widths, K heights, K - 1 inner derivatives.
     pub fn params_per_dim(&self) -> usize {
-        3 * self.bins - 1
+        // Saturating: a checkpoint's settings may hold any number; the build budget then refuses it.
+        self.bins.saturating_mul(3).saturating_sub(1)
     }
 
     pub(crate) fn params(&self, n: usize, inverse: bool) -> Result<Params> {
