@@ -20,6 +20,7 @@ pub mod npy;
 pub mod ops;
 pub mod optim;
 pub mod pipeline;
+#[cfg_attr(not(feature = "cli"), path = "plot_absent.rs")]
 pub mod plot;
 pub mod pool;
 pub mod selftest;

@@ -286,18 +286,19 @@ fn mpi_ranks_together_draw_what_one_process_draws() {
     assert!(bits32(&read(cli)) == bits32(&by_ranks[1][900 * 10..]), "galaxy {id}'s stars differ from the CLI's");
 }
 
-/// The CPU-only library: neither GPU crate in its dependency tree, the default library's stars bit for bit,
-/// and one clear error for a GPU device.
+/// The lean CPU-only library: neither GPU crate nor any of the command line's (clap, plots, images, progress
+/// bars) in its dependency tree, the default library's stars bit for bit, and one clear error for a GPU
+/// device.
 #[test]
-fn the_cpu_only_library_has_no_gpu_crates_and_draws_the_same_stars() {
+fn the_cpu_only_library_has_no_gpu_or_cli_crates_and_draws_the_same_stars() {
     let mut tree = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     tree.current_dir(root()).args(["tree", "--offline", "-p", "gforge-capi", "--no-default-features"]);
     let (code, out, err) = run(tree.args(["-e", "normal", "--prefix", "none"]));
     assert_eq!(code, 0, "cargo tree:\n{err}");
     let crates: Vec<&str> = out.lines().filter_map(|l| l.split(' ').next()).collect();
     assert!(crates.contains(&"galactic-forge"), "{out}");
-    for gpu in ["wgpu", "wgpu-core", "wgpu-hal", "naga", "cudarc"] {
-        assert!(!crates.contains(&gpu), "the CPU-only library depends on {gpu}:\n{out}");
+    for heavy in ["wgpu", "wgpu-core", "wgpu-hal", "naga", "cudarc", "clap", "ctrlc", "indicatif", "plotters", "image"] {
+        assert!(!crates.contains(&heavy), "the CPU-only library depends on {heavy}:\n{out}");
     }
 
     let (d, flow) = trained_flow();

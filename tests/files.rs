@@ -282,6 +282,8 @@ fn settings_that_describe_a_larger_model_than_the_file_are_refused_before_buildi
     for (file, key, value) in [
         ("glow.npz", "/glow/hidden", serde_json::json!(200_000)),
         ("glow.npz", "/glow/steps", serde_json::json!(1u64 << 40)),
+        // Found by the `checkpoint` fuzz target's third run (at 597 s): channels x side^2 overflowed.
+        ("glow.npz", "/glow/side", serde_json::json!(644_444_444_444_444u64)),
         ("ae.npz", "/autoencoder/channels", serde_json::json!([3, 4, 100_000])),
         // Found by the `checkpoint` fuzz target's 10-minute run: channels x bottom^2 overflowed a usize.
         ("ae.npz", "/autoencoder/channels", serde_json::json!([3, 4, 8_888_888_888_888_888_888u64])),

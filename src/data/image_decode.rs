@@ -1,10 +1,28 @@
-//! Decoding one PNG or JPEG for [`super::images::load_image`], with limits set before the decoder allocates
-//! anything. Standalone (the image crate only), so the fuzzing harness (fuzz/) compiles this very file.
-use std::io::{BufRead, Seek};
+//! Every use of the image crate: decoding one PNG or JPEG for [`super::images::load_image`], with limits set
+//! before the decoder allocates anything, and encoding an RGB PNG. Standalone (the image crate only), so
+//! the fuzzing harness (fuzz/) compiles this very file; a build without the `cli` feature compiles
+//! image_decode_absent.rs instead.
+use std::io::{BufRead, Seek, Write};
 
 /// The largest image side read (pixels): a bigger image, or a header that claims one, is refused before
 /// its pixels are allocated (as f32 RGBA an 8192 x 8192 image is 1 GiB).
 pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+/// The image `reader` holds as planar RGB, 3 x `size` x `size` values in [0, 1] (see [`decode_rgba`]; the
+/// Catmull-Rom filter's overshoot at sharp edges is clamped back into [0, 1]).
+pub fn read_planar<R: BufRead + Seek>(reader: R, size: u32) -> Result<Vec<f32>, String> {
+    let rgba = decode_rgba(image::ImageReader::new(reader), size)?;
+    let px = |c: usize| rgba.pixels().map(move |p| p.0[c].clamp(0.0, 1.0));
+    Ok(px(0).chain(px(1)).chain(px(2)).collect())
+}
+
+/// Writes `rgb` (row-major, 3 bytes a pixel) as a `width` x `height` RGB PNG.
+pub fn write_png_rgb8(w: impl Write, rgb: &[u8], width: u32, height: u32) -> std::io::Result<()> {
+    use image::ImageEncoder;
+    image::codecs::png::PngEncoder::new(w)
+        .write_image(rgb, width, height, image::ExtendedColorType::Rgb8)
+        .map_err(std::io::Error::other)
+}
 
 /// The image `reader` holds (format sniffed from its content) as premultiplied RGBA in [0, 1], resized to
 /// `size` x `size` with a Catmull-Rom filter unless it is that size already; the error is the decoder's.

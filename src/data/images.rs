@@ -344,12 +344,7 @@ pub fn save_png(img: &Image, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
     }
-    crate::io::write_atomic(path, |f| {
-        use image::ImageEncoder;
-        image::codecs::png::PngEncoder::new(f)
-            .write_image(&buf, w as u32, h as u32, image::ExtendedColorType::Rgb8)
-            .map_err(std::io::Error::other)
-    })
+    crate::io::write_atomic(path, |f| super::image_decode::write_png_rgb8(f, &buf, w as u32, h as u32))
 }
 
 pub use super::image_decode::MAX_IMAGE_SIDE;
@@ -362,11 +357,10 @@ pub fn load_image(path: &Path, size: usize) -> Result<Image> {
     if size == 0 || size > 8192 {
         return Err(Error::Usage(format!("image size {size} must be 1..=8192 pixels")));
     }
-    let reader = image::ImageReader::open(path).map_err(|e| Error::file(path, e))?;
-    let rgba = super::image_decode::decode_rgba(reader, size as u32)
+    let file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+    let planar = super::image_decode::read_planar(std::io::BufReader::new(file), size as u32)
         .map_err(|e| Error::file(path, format!("not a readable PNG or JPEG image: {e}")))?;
-    // Catmull-Rom overshoots at sharp edges: clamp back into [0, 1].
-    Ok(Image::from_shape_fn((3, size, size), |(c, y, x)| rgba.get_pixel(x as u32, y as u32).0[c].clamp(0.0, 1.0)))
+    Image::from_shape_vec((3, size, size), planar).map_err(|e| Error::file(path, e.to_string()))
 }
 
 /// Every PNG/JPEG of a folder as `(id = file stem, image)`, sorted by id, other files ignored. An empty

@@ -8,6 +8,7 @@ pub mod clean;
 pub mod conditions;
 pub mod hi_generator;
 pub mod hi_maps;
+#[cfg_attr(not(feature = "cli"), path = "image_decode_absent.rs")]
 pub mod image_decode;
 pub mod images;
 pub mod power_spectrum;

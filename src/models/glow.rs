@@ -244,7 +244,8 @@ impl CondGlow {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let z = if b < cfg.blocks { c / 2 * s * s } else { c * s * s };
+            // Saturating: a checkpoint's settings may hold any side; the build budget refuses the result.
+            let z = (if b < cfg.blocks { c / 2 } else { c }).saturating_mul(s.saturating_mul(s));
             let prior = Prior::new(&format!("{name}.prior"), cfg, z, &mut rng, dev)?;
             blocks.push(Block { actnorm, steps, prior });
         }

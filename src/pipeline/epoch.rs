@@ -75,7 +75,7 @@ pub(crate) fn run(
     mut update: impl FnMut(&Tensor, u64) -> Result<()>,
 ) -> Result<EpochEnd> {
     let order = shuffled(e.rows, e.seed, e.epoch);
-    let bar = bar(e.rows.div_ceil(e.batch), e.epoch, e.epochs, e.progress);
+    let bar = super::progress::Progress::epoch(e.rows.div_ceil(e.batch), e.epoch, e.epochs, e.progress);
     bar.inc(pos.batch as u64);
     let (t0, seen_before) = (Instant::now(), pos.seen);
     for chunk in order.chunks(e.batch).skip(pos.batch) {
@@ -110,20 +110,6 @@ pub(crate) fn descend(loss: &Tensor, opt: &mut Adam, trainable: &[Var], clip: Op
         clip_grad_norm(&mut grads, trainable, c)?;
     }
     opt.step(&grads)
-}
-
-/// The progress bar of one epoch of `steps` batches (hidden unless `show`).
-fn bar(steps: usize, epoch: usize, epochs: usize, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(steps as u64);
-    b.set_style(
-        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    b.set_prefix(format!("{}/{epochs}", epoch + 1));
-    b
 }
 
 /// The error that stops every trainer on a non-finite loss (`epoch` and `step` counted from 0, before the

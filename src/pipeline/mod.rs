@@ -15,6 +15,8 @@ pub mod interrupt;
 pub mod model;
 pub mod prepare;
 pub mod probe;
+#[cfg_attr(not(feature = "cli"), path = "progress_absent.rs")]
+mod progress;
 pub mod sample;
 pub mod train;
 

@@ -125,7 +125,7 @@ pub fn sample_to_npy(
     progress: bool,
 ) -> Result<()> {
     let d = model.flow.dim();
-    let bar = if progress { indicatif::ProgressBar::new(n) } else { indicatif::ProgressBar::hidden() };
+    let bar = super::progress::Progress::count(n, progress);
     // A sampling error keeps its own kind (device, shape...) rather than becoming a file error.
     let mut failed = None;
     let written = crate::io::write_atomic(out, |w| {

@@ -7,7 +7,7 @@ use super::canvas::{Canvas, HAlign, Rect, Rgb, VAlign, TEXT, WHITE};
 use super::colormap::{viridis, AXIS, DATA, DATA_BANDS, FLOW};
 use super::images::NAN_COLOUR;
 use super::stats::{contour_segments, mass_levels, Grid};
-use super::{invalid, PlotError};
+use super::{invalid, PkPanel, PlotError, PosteriorPanel};
 use std::path::Path;
 
 const MAX_PANELS: usize = 64;
@@ -283,18 +283,6 @@ fn log_axes(cv: &mut Canvas, ax: &Axes) -> f64 {
 // ---------------------------------------------------------------------------------------------------
 // Power spectra
 
-/// One power-spectrum panel: P(k) of the data (mean and standard deviation over its maps) and of the
-/// flow's samples, at the wavenumbers `k` (all five slices equally long).
-#[derive(Clone, Debug)]
-pub struct PkPanel<'a> {
-    pub title: String,
-    pub k: &'a [f64],
-    pub data_mean: &'a [f64],
-    pub data_std: &'a [f64],
-    pub sample_mean: &'a [f64],
-    pub sample_std: &'a [f64],
-}
-
 /// log10 of `v` when it is positive and finite.
 fn log_pos(v: f64) -> Option<f64> {
     (v > 0.0 && v.is_finite()).then(|| v.log10())
@@ -459,27 +447,6 @@ fn blend_over_white(c: Rgb, a: f32) -> Rgb {
 
 // ---------------------------------------------------------------------------------------------------
 // Posteriors
-
-/// One posterior panel: masses on an `n x n` grid of normalised parameters.
-#[derive(Clone, Debug)]
-pub struct PosteriorPanel<'a> {
-    pub title: String,
-    pub n: usize,
-    /// The `n` grid points of each axis, normalised (HIGlow: [-1, 1], ends included), increasing.
-    pub axis: &'a [f64],
-    /// `n * n` posterior masses of the flow, row = Omega_m index, column = sigma_8 index. Non-finite or
-    /// negative values count as no mass; they need not sum to 1.
-    pub flow: &'a [f64],
-    /// The exact posterior on the same grid, if known.
-    pub exact: Option<&'a [f64]>,
-    /// The true (Omega_m, sigma_8), normalised like `axis`.
-    pub truth: Option<[f64; 2]>,
-    /// Axis labels: [x (Omega_m), y (sigma_8)].
-    pub labels: [&'a str; 2],
-    /// Physical [lo, hi] of (Omega_m, sigma_8) that the normalised -1 and 1 stand for (HIGlow's
-    /// `CondScaling`); the axes are then ticked in physical units. None: normalised units.
-    pub ranges: Option<[[f64; 2]; 2]>,
-}
 
 /// Fractional index of `v` in the increasing `axis` (0 = first point), clamped to the ends.
 fn frac_index(axis: &[f64], v: f64) -> f64 {

@@ -29,50 +29,17 @@ mod histograms;
 mod images;
 mod maps;
 mod stats;
+mod types;
 #[cfg(test)]
 mod testutil;
 
 pub use corner::corner;
 pub use curves::curves;
-pub use hi::{map_rows, posteriors, power_spectra, PkPanel, PosteriorPanel};
+pub use hi::{map_rows, posteriors, power_spectra};
 pub use histograms::histograms;
 pub use images::images;
 pub use maps::xy_maps;
-
-use std::fmt;
-
-/// Column names of a GalacticForge star array, in order (x, y, z in kpc; velocities in km/s; age in Gyr).
-pub const STAR_COLUMNS: [&str; 10] =
-    ["x [kpc]", "y [kpc]", "z [kpc]", "vx [km/s]", "vy [km/s]", "vz [km/s]", "Z", "[Fe/H]", "[O/Fe]", "age [Gyr]"];
-
-/// Why a plot was not written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlotError {
-    /// Arguments that cannot give a plot (shape mismatch, no rows at all, zero bins, bad extent...).
-    InvalidInput(String),
-    /// The PNG could not be encoded or written.
-    Io(String),
-    /// The embedded font could not be loaded (should never happen: it is tested).
-    Font(String),
-}
-
-impl fmt::Display for PlotError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlotError::InvalidInput(m) => write!(f, "plot: invalid input: {m}"),
-            PlotError::Io(m) => write!(f, "plot: {m}"),
-            PlotError::Font(m) => write!(f, "plot: font: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for PlotError {}
-
-impl From<PlotError> for String {
-    fn from(e: PlotError) -> String {
-        e.to_string()
-    }
-}
+pub use types::{PkPanel, PlotError, PosteriorPanel, STAR_COLUMNS};
 
 pub(crate) fn invalid(msg: impl Into<String>) -> PlotError {
     PlotError::InvalidInput(msg.into())
