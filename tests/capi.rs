@@ -297,7 +297,8 @@ fn the_cpu_only_library_has_no_gpu_or_cli_crates_and_draws_the_same_stars() {
     assert_eq!(code, 0, "cargo tree:\n{err}");
     let crates: Vec<&str> = out.lines().filter_map(|l| l.split(' ').next()).collect();
     assert!(crates.contains(&"galactic-forge"), "{out}");
-    for heavy in ["wgpu", "wgpu-core", "wgpu-hal", "naga", "cudarc", "clap", "ctrlc", "indicatif", "plotters", "image"] {
+    for heavy in ["wgpu", "wgpu-core", "wgpu-hal", "naga", "cudarc", "clap", "ctrlc", "indicatif", "plotters", "image"]
+    {
         assert!(!crates.contains(&heavy), "the CPU-only library depends on {heavy}:\n{out}");
     }
 

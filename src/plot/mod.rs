@@ -29,9 +29,9 @@ mod histograms;
 mod images;
 mod maps;
 mod stats;
-mod types;
 #[cfg(test)]
 mod testutil;
+mod types;
 
 pub use corner::corner;
 pub use curves::curves;
